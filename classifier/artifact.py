@@ -1,0 +1,102 @@
+"""The saved-model format: a ResNet50 state_dict plus a `ModelCard` in the BentoML model store.
+
+A state_dict, not a pickled module (`bentoml.pytorch.save_model`'s loader breaks on torch >= 2.6),
+and a card that rebuilds the model exactly: architecture, labels, preprocessing, where the
+weights came from and their SHA-256, which is checked again on every load.
+
+    >>> stored = save_model(model, ModelCard(weights_source="demo", labels=[...], ...))
+    >>> model, card = load_model(stored.path, stored.info.metadata)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torchvision
+from pydantic import BaseModel, Field, ValidationError
+from torch import nn
+
+from .preprocess import Preprocessing
+
+MODEL_NAME = "resnet50"
+WEIGHTS_FILE = "weights.pt"
+WeightsSource = Literal["imagenet", "file", "finetune", "demo"]
+
+
+class ModelIntegrityError(RuntimeError):
+    """The stored model is missing, corrupt or does not match its card."""
+
+
+class ModelCard(BaseModel):
+    """Everything needed to rebuild and describe a stored model; saved as its metadata."""
+
+    architecture: Literal["resnet50"] = "resnet50"
+    weights_source: WeightsSource
+    labels: list[str] = Field(min_length=2)
+    preprocessing: Preprocessing
+    weights_sha256: str = ""
+    source_file_sha256: str | None = Field(
+        None, description="SHA-256 of the checkpoint file the weights were loaded from."
+    )
+    validation_accuracy: float | None = None
+    training: dict = Field(default_factory=dict, description="How the model was trained.")
+    torch_version: str = torch.__version__
+    torchvision_version: str = torchvision.__version__
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+def build_model(num_classes: int) -> nn.Module:
+    """An untrained torchvision ResNet50 with a `num_classes`-way head."""
+    # zero_init_residual: each block starts as identity, which trains faster from scratch
+    return torchvision.models.resnet50(weights=None, num_classes=num_classes, zero_init_residual=True)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(model: nn.Module, card: ModelCard, name: str = MODEL_NAME):
+    """Save to the BentoML model store under `name`; returns the stored `bentoml.Model`."""
+    import bentoml  # the model store only; keeps this module importable without it
+
+    buffer = io.BytesIO()
+    torch.save({key: value.cpu() for key, value in model.state_dict().items()}, buffer)
+    data = buffer.getvalue()
+    card = card.model_copy(update={"weights_sha256": sha256_of(data)})
+    with bentoml.models.create(
+        name,
+        labels={"source": card.weights_source, "architecture": card.architecture},
+        metadata=card.model_dump(mode="json", exclude_none=True),  # the store rejects None
+    ) as stored:
+        Path(stored.path_of(WEIGHTS_FILE)).write_bytes(data)
+    return stored
+
+
+def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, ModelCard]:
+    """Rebuild a stored model in eval mode after checking its weights against the card."""
+    try:
+        card = ModelCard.model_validate(dict(metadata))
+    except ValidationError as error:
+        raise ModelIntegrityError(f"the model's metadata is not a valid model card: {error}")
+    weights_path = Path(directory) / WEIGHTS_FILE
+    try:
+        data = weights_path.read_bytes()
+    except OSError as error:
+        raise ModelIntegrityError(f"cannot read the weights file {weights_path}: {error}")
+    digest = sha256_of(data)
+    if digest != card.weights_sha256:
+        raise ModelIntegrityError(
+            f"the weights file {weights_path} has SHA-256 {digest}, but the model card says "
+            f"{card.weights_sha256}: the file is corrupt or was replaced"
+        )
+    model = build_model(card.num_classes)
+    model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    return model.eval(), card

@@ -1,0 +1,60 @@
+"""The HTTP API's request and response shapes: the contract clients and docs rely on."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .preprocess import Preprocessing
+
+
+class Prediction(BaseModel):
+    label: str = Field(examples=["circle"])
+    index: int = Field(ge=0, description="Class index in the model's output.", examples=[0])
+    score: float = Field(ge=0, le=1, description="Softmax probability.", examples=[0.97])
+
+
+class PredictResponse(BaseModel):
+    model: str = Field(description="Tag of the model that answered.", examples=["resnet50:abc"])
+    predictions: list[Prediction] = Field(description="Highest score first.")
+
+
+class BatchItem(BaseModel):
+    """One image's answer in a batch: its predictions, or why it could not be classified."""
+
+    predictions: list[Prediction] | None = None
+    error: str | None = Field(None, examples=["the image is empty (0 bytes)"])
+
+
+class BatchResponse(BaseModel):
+    model: str
+    results: list[BatchItem] = Field(description="One entry per image, in input order.")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What was wrong with the request, in plain words.")
+
+
+class PreparedImage(BaseModel):
+    """A validated, resized and cropped image on its way into an adaptive batch."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    pixels: bytes = Field(description="crop x crop x 3 uint8 RGB pixels, row-major.")
+    top_k: int = Field(ge=1)
+
+
+class ModelInfo(BaseModel):
+    model: str
+    architecture: str
+    weights_source: str = Field(description="imagenet, file, finetune or demo.")
+    is_demo: bool = Field(description="True when the demo shapes model is being served.")
+    labels: list[str]
+    num_classes: int
+    preprocessing: Preprocessing
+    weights_sha256: str
+    validation_accuracy: float | None
+    precision: str
+    device: str
+    max_batch_size: int
+    max_latency_ms: int
+    limits: dict[str, int]

@@ -1,0 +1,82 @@
+"""Put a ResNet50 into the BentoML model store: `python -m train {imagenet,finetune,demo} --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from classifier.artifact import MODEL_NAME, save_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    parser.add_argument("--name", default=MODEL_NAME, help="model store name (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    imagenet = commands.add_parser("imagenet", help="torchvision's ImageNet weights")
+    imagenet.add_argument("--weights-file", type=Path, help="a torchvision resnet50 checkpoint")
+    imagenet.add_argument("--weights", default="IMAGENET1K_V2", help="IMAGENET1K_V1 or _V2")
+
+    tune = commands.add_parser("finetune", help="transfer learning on an ImageFolder tree")
+    tune.add_argument("--data", type=Path, required=True, help="one folder per class")
+    tune.add_argument("--epochs", type=int, default=3)
+    tune.add_argument("--learning-rate", "--lr", type=float, default=1e-3)
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=True)
+    tune.add_argument("--image-size", type=int, default=224)
+    tune.add_argument("--start-weights", choices=["imagenet", "file", "none"], default="imagenet")
+    tune.add_argument("--start-weights-file", type=Path)
+    tune.add_argument("--validation-fraction", type=float, default=0.2)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--max-steps", type=int, help="stop after this many steps")
+
+    demo = commands.add_parser("demo", help="render shapes and train on them, fully offline")
+    demo.add_argument("--per-class", type=int, default=500)
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--image-size", type=int, default=64)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--max-steps", type=int, help="stop after this many steps")
+    demo.add_argument("--data", type=Path, help="keep the rendered images in this folder")
+
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as error:  # a message, not a traceback, for what the user can fix
+        from train.imagenet import WeightsUnavailable
+
+        if isinstance(error, (WeightsUnavailable, ValueError, FileNotFoundError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "imagenet":
+        from train.imagenet import imagenet_model
+
+        model, card = imagenet_model(args.weights_file, args.weights)
+    elif args.command == "finetune":
+        from train.finetune import FinetuneConfig, finetune
+
+        if args.start_weights == "file" and args.start_weights_file is None:
+            raise ValueError("--start-weights file needs --start-weights-file PATH")
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "name")}
+        model, card, result = finetune(FinetuneConfig(**options))
+        print(f"validation accuracy {result.validation_accuracy:.1%} in {result.seconds:.0f} s")
+    else:
+        from train.demo import DemoConfig, train_demo
+
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "name")}
+        model, card, result, held_out = train_demo(DemoConfig(**options))
+        print(
+            f"validation accuracy {result.validation_accuracy:.1%}, on unseen drawing styles "
+            f"{held_out:.1%}, in {result.seconds:.0f} s"
+        )
+    stored = save_model(model, card, args.name)
+    print(f"saved {stored.tag} ({card.weights_source}, {card.num_classes} labels)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

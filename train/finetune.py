@@ -1,0 +1,175 @@
+"""Transfer learning on an ImageFolder tree: a new head, labels from folder names, a progress bar.
+
+    >>> model, card = finetune(FinetuneConfig(data=Path("photos/")))
+    >>> save_model(model, card)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, Field
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets
+from torchvision.models import ResNet50_Weights
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from classifier.artifact import ModelCard, WeightsSource, build_model
+from classifier.preprocess import Preprocessing
+
+from .imagenet import load_torchvision_weights
+
+
+class FinetuneConfig(BaseModel):
+    data: Path
+    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=2)
+    freeze_backbone: bool = True
+    image_size: int = Field(224, ge=32)
+    start_weights: Literal["imagenet", "file", "none"] = "imagenet"
+    start_weights_file: Path | None = None
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    max_steps: int | None = Field(None, ge=1, description="Stop early; for smoke tests.")
+    weights_source: WeightsSource = "finetune"
+
+
+class TrainingResult(BaseModel):
+    losses: list[float]
+    validation_accuracy: float
+    seconds: float
+
+
+def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResult]:
+    """Train a ResNet50 on `config.data` and return it with its card."""
+    started = time.perf_counter()
+    _seed_everything(config.seed)
+    recipe = ResNet50_Weights.IMAGENET1K_V2
+    preprocessing = Preprocessing.from_weights(recipe).at_size(config.image_size)
+
+    train_set = datasets.ImageFolder(config.data, transform=_augment(preprocessing))
+    validation_set = datasets.ImageFolder(config.data, transform=preprocessing)
+    labels = train_set.classes
+    if len(labels) < 2:
+        raise ValueError(f"{config.data} needs at least two class folders, found {labels}")
+    order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+    held = max(1, round(len(order) * config.validation_fraction))
+    train_loader = DataLoader(
+        Subset(train_set, order[held:].tolist()), config.batch_size, shuffle=True, drop_last=True
+    )
+    validation_loader = DataLoader(Subset(validation_set, order[:held].tolist()), 64)
+
+    model, source_sha256 = _starting_model(config, len(labels))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-4)
+    total_steps = config.epochs * len(train_loader)
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.learning_rate, total_steps=max(total_steps, 1), pct_start=0.15
+    )
+    autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=_cpu_has_bf16())
+    model = model.to(memory_format=torch.channels_last)
+
+    losses: list[float] = []
+    progress = tqdm(total=total_steps, desc="training", unit="step", mininterval=2)
+    while len(losses) < total_steps:
+        model.train()
+        if config.freeze_backbone:
+            _freeze_batch_norm(model)
+        for images, targets in train_loader:
+            with torch.autocast(**autocast):
+                loss = nn.functional.cross_entropy(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            progress.update()
+            progress.set_postfix(loss=f"{losses[-1]:.3f}")
+            if len(losses) >= total_steps:
+                break
+    progress.close()
+
+    accuracy = evaluate(model, validation_loader)
+    card = ModelCard(
+        weights_source=config.weights_source,
+        labels=labels,
+        preprocessing=preprocessing,
+        source_file_sha256=source_sha256,
+        validation_accuracy=accuracy,
+        training={
+            **config.model_dump(mode="json", exclude={"data", "max_steps"}, exclude_none=True),
+            "train_images": len(order) - held,
+            "validation_images": held,
+            "steps": len(losses),
+            "final_loss": losses[-1],
+        },
+    )
+    return model.eval(), card, TrainingResult(
+        losses=losses, validation_accuracy=accuracy, seconds=time.perf_counter() - started
+    )
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: DataLoader) -> float:
+    """Top-1 accuracy over a loader of (images, targets)."""
+    model.eval()
+    correct = total = 0
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=_cpu_has_bf16()):
+        for images, targets in loader:
+            correct += (model(images).argmax(1) == targets).sum().item()
+            total += len(targets)
+    return correct / max(total, 1)
+
+
+def _starting_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, str | None]:
+    if config.start_weights == "none":
+        return build_model(num_classes), None
+    state_dict, _, source_sha256 = load_torchvision_weights(
+        config.start_weights_file if config.start_weights == "file" else None
+    )
+    model = build_model(1000)
+    model.load_state_dict(state_dict)
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    if config.freeze_backbone:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = name.startswith("fc.")
+    return model, source_sha256
+
+
+def _augment(preprocessing: Preprocessing) -> v2.Compose:
+    size = preprocessing.crop_size
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.85, 1.15), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(0.3, 0.3, 0.3, 0.05),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(preprocessing.mean), list(preprocessing.std)),
+        ]
+    )
+
+
+def _freeze_batch_norm(model: nn.Module) -> None:
+    """A frozen backbone keeps its running statistics too."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+
+
+def _cpu_has_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
