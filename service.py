@@ -1,26 +1,30 @@
 """ImageClassifier: a ResNet50 from the BentoML model store behind HTTP, with adaptive batching.
 
-Each request is decoded, validated, resized and cropped on its own (in a worker thread), and
-only then joins an adaptive batch in `classify`, so one bad upload never fails the requests
-batched with it.
+Each request is parsed strictly, then decoded, validated, resized and cropped on its own (in a
+worker thread), and only then joins an adaptive batch in `classify`, so one bad upload never
+fails the requests batched with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_origin
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 from pydantic import Field
+from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
 
 from classifier.artifact import load_model
+from classifier.errors import ClientError, InvalidImage
 from classifier.inference import Predictor, top_k
-from classifier.ingest import InvalidImage, decode_base64, load_image
+from classifier.ingest import decode_base64, load_image
 from classifier.schemas import (
     BatchItem,
     BatchResponse,
@@ -35,12 +39,93 @@ settings = get_settings()
 
 TopK = Annotated[
     int,
-    Field(ge=1, description="How many classes to return, at most the number of labels."),
+    Field(ge=1, description="How many classes to return, at most the number of labels.", examples=[5]),
 ]
+ImageFile = Annotated[Path, Field(description="An image file: JPEG, PNG, GIF, WebP, BMP, TIFF.")]
 
-info_app = FastAPI(
-    title="ImageClassifier extras", docs_url=None, redoc_url=None, openapi_url=None
-)
+
+class StrictForm(bentoml.IODescriptor):
+    """multipart/form-data parsed strictly.
+
+    BentoML's own parser fetches a URL given in a file field as text (nothing may download at
+    run time here) and answers 500 to a binary part in a field it does not expect.
+    """
+
+    @classmethod
+    async def from_http_request(cls, request, serde):
+        _require_media_type(request, "multipart/form-data")
+        try:
+            form = await request.form(max_files=settings.max_batch_images, max_fields=16)
+        except Exception as error:  # malformed bodies surface as several exception types
+            detail = str(getattr(error, "detail", error))
+            too_many = "too many files" in detail.lower()
+            raise BentoMLException(
+                f"too many images: the limit is {settings.max_batch_images} per request"
+                if too_many
+                else f"malformed multipart body: {detail}",
+                error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_many else HTTPStatus.BAD_REQUEST,
+            ) from None
+        data = {}
+        for key in set(form.keys()) & set(cls.model_fields):
+            values = form.getlist(key)
+            is_file = [isinstance(value, UploadFile) for value in values]
+            if key in cls.multipart_fields:
+                if not all(is_file):
+                    raise BentoMLException(
+                        f"field '{key}' must be a file upload", error_code=HTTPStatus.BAD_REQUEST
+                    )
+                many = get_origin(cls.model_fields[key].annotation) is list
+                data[key] = values if many else values[0]
+            elif any(is_file):
+                raise BentoMLException(
+                    f"field '{key}' must be text, not a file", error_code=HTTPStatus.BAD_REQUEST
+                )
+            else:
+                data[key] = values[-1]
+        return cls.model_validate(data)
+
+
+class StrictJSON(bentoml.IODescriptor):
+    """An application/json body, validated by pydantic and nothing else."""
+
+    @classmethod
+    async def from_http_request(cls, request, serde):
+        _require_media_type(request, "application/json")
+        return cls.model_validate_json(await request.body() or b"{}")
+
+
+def _require_media_type(request, expected: str) -> None:
+    got = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if got != expected:
+        raise BentoMLException(
+            f"send {expected}, not {got or 'a body without a Content-Type'}",
+            error_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        )
+
+
+class PredictForm(StrictForm):
+    image: ImageFile
+    top_k: TopK = settings.default_top_k
+
+
+class PredictBatchForm(StrictForm):
+    images: list[ImageFile] = Field(description="Several image files, all in the field `images`.")
+    top_k: TopK = settings.default_top_k
+
+
+class Base64Body(StrictJSON):
+    image: str = Field(
+        description="The image as base64, or as a data: URI.",
+        examples=["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"],
+    )
+    top_k: TopK = settings.default_top_k
+
+
+class ClassifyBody(StrictJSON):
+    images: list[PreparedImage]
+
+
+info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -70,15 +155,16 @@ class ImageClassifier:
         batchable=True,
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
+        input_spec=ClassifyBody,
     )
     def classify(self, images: list[PreparedImage]) -> list[BatchItem]:
-        """Classify already prepared pixels; the other APIs call this to join adaptive batches."""
+        """Classify prepared pixels; the other APIs call this to join adaptive batches."""
         size = self.card.preprocessing.crop_size
         expected = size * size * 3
         results = [
-            BatchItem(error=f"pixels must be {size}x{size}x3 = {expected} bytes")
-            if len(image.pixels) != expected
-            else None
+            None
+            if len(image.pixels) == expected
+            else BatchItem(error=f"pixels must be {size}x{size}x3 = {expected} bytes")
             for image in images
         ]
         valid = [i for i, result in enumerate(results) if result is None]
@@ -92,72 +178,46 @@ class ImageClassifier:
                 results[i] = BatchItem(predictions=predictions)
         return results
 
-    @bentoml.api
-    async def predict(
-        self,
-        image: Annotated[Path, Field(description="An image file: JPEG, PNG, GIF, WebP, ...")],
-        top_k: TopK = settings.default_top_k,
-    ) -> PredictResponse:
+    @bentoml.api(input_spec=PredictForm)
+    async def predict(self, image: Path, top_k: int) -> PredictResponse:
         """Classify one uploaded image (multipart field `image`)."""
         try:
             self._check_top_k(top_k)
-            prepared = await asyncio.to_thread(self._prepare, image.read_bytes(), top_k)
-        except InvalidImage as error:
+            prepared = await asyncio.to_thread(self._prepare, image.read_bytes, top_k)
+            [result] = await self._classify([prepared])
+        except ClientError as error:
             return _error(error)
-        [result] = await self._classify([prepared])
         return PredictResponse(model=self.tag, predictions=result.predictions)
 
-    @bentoml.api
-    async def predict_batch(
-        self,
-        images: Annotated[list[Path], Field(description="Several image files, field `images`.")],
-        top_k: TopK = settings.default_top_k,
-    ) -> BatchResponse:
+    @bentoml.api(input_spec=PredictBatchForm)
+    async def predict_batch(self, images: list[Path], top_k: int) -> BatchResponse:
         """Classify several uploaded images; an unreadable one gets its own `error` entry."""
-        try:
-            self._check_top_k(top_k)
-            if not images:
-                raise InvalidImage("send at least one image in the field 'images'")
-            if len(images) > settings.max_batch_images:
-                raise InvalidImage(
-                    f"{len(images)} images in one request; the limit is "
-                    f"{settings.max_batch_images}",
-                    status=413,
-                )
-        except InvalidImage as error:
-            return _error(error)
 
         async def prepare(path: Path) -> PreparedImage | BatchItem:
             try:
-                return await asyncio.to_thread(self._prepare, path.read_bytes(), top_k)
+                return await asyncio.to_thread(self._prepare, path.read_bytes, top_k)
             except InvalidImage as error:
                 return BatchItem(error=error.message)
 
-        prepared = await asyncio.gather(*(prepare(path) for path in images))
-        valid = [item for item in prepared if isinstance(item, PreparedImage)]
-        answers = iter(await self._classify(valid))
+        try:
+            self._check_top_k(top_k)
+            prepared = await asyncio.gather(*(prepare(path) for path in images))
+            valid = [item for item in prepared if isinstance(item, PreparedImage)]
+            answers = iter(await self._classify(valid))
+        except ClientError as error:
+            return _error(error)
         results = [item if isinstance(item, BatchItem) else next(answers) for item in prepared]
         return BatchResponse(model=self.tag, results=results)
 
-    @bentoml.api
-    async def predict_base64(
-        self,
-        image: Annotated[
-            str,
-            Field(
-                description="The image as base64, or a data: URI.",
-                examples=["data:image/png;base64,iVBORw0KGgo..."],
-            ),
-        ],
-        top_k: TopK = settings.default_top_k,
-    ) -> PredictResponse:
+    @bentoml.api(input_spec=Base64Body)
+    async def predict_base64(self, image: str, top_k: int) -> PredictResponse:
         """Classify one image sent as base64 in JSON (for mobile and browser clients)."""
         try:
             self._check_top_k(top_k)
-            prepared = await asyncio.to_thread(self._prepare, decode_base64(image), top_k)
-        except InvalidImage as error:
+            prepared = await asyncio.to_thread(self._prepare, lambda: decode_base64(image), top_k)
+            [result] = await self._classify([prepared])
+        except ClientError as error:
             return _error(error)
-        [result] = await self._classify([prepared])
         return PredictResponse(model=self.tag, predictions=result.predictions)
 
     def describe(self) -> ModelInfo:
@@ -185,23 +245,26 @@ class ImageClassifier:
 
     def _check_top_k(self, k: int) -> None:
         if k > self.card.num_classes:
-            raise InvalidImage(
-                f"top_k is {k}, but the model has only {self.card.num_classes} labels"
-            )
+            raise ClientError(f"top_k is {k}, but the model has only {self.card.num_classes} labels")
 
-    def _prepare(self, data: bytes, k: int) -> PreparedImage:
+    def _prepare(self, read, k: int) -> PreparedImage:
+        """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
         image = load_image(
-            data, max_pixels=settings.max_image_pixels, max_bytes=settings.max_request_bytes
+            read(), max_pixels=settings.max_image_pixels, max_bytes=settings.max_request_bytes
         )
-        pixels = self.card.preprocessing.prepare(image)
-        return PreparedImage(pixels=pixels.tobytes(), top_k=k)
+        return PreparedImage(pixels=self.card.preprocessing.prepare(image).tobytes(), top_k=k)
 
     async def _classify(self, images: list[PreparedImage]) -> list[BatchItem]:
-        """Send prepared images through the adaptive batcher, at most one batch's worth a call."""
-        step = settings.max_batch_size
-        chunks = [images[i : i + step] for i in range(0, len(images), step)]
-        answers = await asyncio.gather(*(self.to_async.classify(chunk) for chunk in chunks))
-        return [BatchItem.model_validate(item) for answer in answers for item in answer]
+        """Through the adaptive batcher (`classify`), which splits what exceeds one batch."""
+        if not images:
+            return []
+        try:
+            answers = await self.to_async.classify(images)
+        except BentoMLException as error:
+            if error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
+                raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
+            raise
+        return [BatchItem.model_validate(answer) for answer in answers]
 
 
 @info_app.get("/info", response_model=ModelInfo, tags=["Service APIs"])
@@ -210,8 +273,10 @@ def info() -> ModelInfo:
     return bentoml.get_current_service().describe()
 
 
-def _error(error: InvalidImage) -> JSONResponse:
-    return JSONResponse(ErrorResponse(error=error.message).model_dump(), status_code=error.status)
+def _error(error: ClientError) -> JSONResponse:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    body = ErrorResponse(error=error.message).model_dump()
+    return JSONResponse(body, status_code=error.status, headers=headers)
 
 
 class RequestSizeLimit:
@@ -228,7 +293,7 @@ class RequestSizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._reject(send)
         received = 0
-        too_large = False
+        too_large = replaced = False
 
         async def counting_receive():
             nonlocal received, too_large
@@ -240,36 +305,86 @@ class RequestSizeLimit:
                     raise ValueError("request body too large")
             return message
 
-        replaced = False
-
         async def guarded_send(message) -> None:
             # The app turns the exception above into a 500; answer 413 in its place.
             nonlocal replaced
-            if too_large:
-                if not replaced:
-                    replaced = True
-                    await self._reject(send)
-                return
-            await send(message)
+            if not too_large:
+                return await send(message)
+            if not replaced:
+                replaced = True
+                await self._reject(send)
 
         await self.app(scope, counting_receive, guarded_send)
 
     async def _reject(self, send) -> None:
-        body = json.dumps(
-            {"error": f"the request body is larger than the limit of {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        limit = f"the request body is larger than the limit of {self.max_bytes} bytes"
+        await _send_json(send, 413, {"error": limit}, [(b"connection", b"close")])
 
 
+class ReadableErrors:
+    """ASGI middleware: every 4xx JSON body becomes {"error": "<what is wrong, and where>"}.
+
+    BentoML answers validation errors with "1 validation error for Input" (the field is only in
+    "detail") and wraps other client errors in a list; clients deserve one shape that names
+    the problem.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        held = None
+        chunks: list[bytes] = []
+
+        async def rewriting_send(message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                content_type = dict(message["headers"]).get(b"content-type", b"")
+                if 400 <= message["status"] < 500 and content_type.startswith(b"application/json"):
+                    held = message
+                    return
+            if held is None or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+                await _send_json(send, held["status"], readable_error(b"".join(chunks)), headers)
+
+        await self.app(scope, receive, rewriting_send)
+
+
+def readable_error(body: bytes) -> dict:
+    """BentoML's error bodies in the service's one error shape."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {"error": body.decode("utf-8", "replace")}
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+        data = data[0]  # BentoMLException 4xx bodies come wrapped in a list
+    if not isinstance(data, dict):
+        return {"error": str(data)}
+    details = data.get("detail")
+    if isinstance(details, list) and details:
+        problems = []
+        for detail in details:
+            where = ".".join(str(part) for part in detail.get("loc", ()))
+            problems.append(f"{where}: {detail.get('msg')}" if where else str(detail.get("msg")))
+        data["error"] = "invalid request: " + "; ".join(problems)
+    return data
+
+
+async def _send_json(send, status: int, body: dict, headers: list) -> None:
+    content = json.dumps(body).encode()
+    headers = [
+        *(header for header in headers if header[0].lower() != b"content-type"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+ImageClassifier.add_asgi_middleware(ReadableErrors)
 ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

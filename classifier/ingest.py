@@ -18,14 +18,7 @@ import re
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-class InvalidImage(ValueError):
-    """A client error about one image: `status` is the HTTP status it deserves."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
+from .errors import InvalidImage
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w=.+-]+)*?;base64,", re.I)
 _WHITESPACE = re.compile(r"\s+")

@@ -61,8 +61,13 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
         raise ValueError(f"{config.data} needs at least two class folders, found {labels}")
     order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
     held = max(1, round(len(order) * config.validation_fraction))
+    if len(order) - held < 2:
+        raise ValueError(f"{config.data} has too few images to train on ({len(order)})")
     train_loader = DataLoader(
-        Subset(train_set, order[held:].tolist()), config.batch_size, shuffle=True, drop_last=True
+        Subset(train_set, order[held:].tolist()),
+        min(config.batch_size, len(order) - held),
+        shuffle=True,
+        drop_last=True,  # a last batch of one breaks BatchNorm
     )
     validation_loader = DataLoader(Subset(validation_set, order[:held].tolist()), 64)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 
 import pytest
 from PIL import Image
@@ -103,7 +102,29 @@ class TestPredict:
         assert_error(response, 400, "image")
 
     def test_json_instead_of_multipart(self, http):
-        assert_error(http.post("/predict", json={"image": "x"}), 400)
+        assert_error(http.post("/predict", json={"image": "x"}), 415, "multipart")
+
+    def test_text_in_the_file_field_is_not_fetched(self, http):
+        """BentoML would download a URL given as text; nothing may download at run time."""
+        response = http.post("/predict", files={"image": (None, "http://127.0.0.1:9/x.jpg")})
+        assert_error(response, 400, "file upload")
+
+    def test_binary_part_in_an_unknown_field(self, http):
+        files = {"image": ("a.jpg", images.jpeg()), "junk": ("j.bin", bytes(range(256)))}
+        response = http.post("/predict", files=files)
+        assert response.status_code == 200, response.text
+
+    def test_binary_part_in_a_text_field(self, http):
+        files = {"image": ("a.jpg", images.jpeg()), "top_k": ("k.bin", b"\xff\xfe")}
+        assert_error(http.post("/predict", files=files), 400, "top_k")
+
+    def test_malformed_multipart(self, http):
+        response = http.post(
+            "/predict",
+            content=b"--xyz\r\nContent-Disposition: form-data; name=image\r\n\r\nabc",
+            headers={"content-type": "multipart/form-data; boundary=xyz"},
+        )
+        assert 400 <= response.status_code < 500, response.text
 
     def test_body_over_the_limit(self, http):
         big = b"\xff\xd8" + bytes(MAX_REQUEST_BYTES + 1024)
@@ -150,21 +171,23 @@ class TestPredictBatch:
         assert_error(self.post(http, uploads), 413, "limit")
 
     def test_no_images(self, http):
-        assert_error(http.post("/predict_batch", data={"top_k": "3"}), 400)
+        assert_error(http.post("/predict_batch", files={"top_k": (None, "3")}), 400, "images")
 
     def test_bad_top_k(self, http):
         assert_error(self.post(http, [images.jpeg()], top_k=0), 400, "top_k")
 
 
+ENCODED = base64.b64encode(images.png(4)).decode()
+
+
 class TestPredictBase64:
-    encoded = base64.b64encode(images.png(4)).decode()
 
     @pytest.mark.parametrize(
         "image",
         [
-            encoded,
-            f"data:image/png;base64,{encoded}",
-            "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)),
+            ENCODED,
+            f"data:image/png;base64,{ENCODED}",
+            "\n".join(ENCODED[i : i + 76] for i in range(0, len(ENCODED), 76)),
         ],
     )
     def test_forms(self, http, image):
@@ -173,7 +196,7 @@ class TestPredictBase64:
         assert_predictions(response.json(), k=3)
 
     def test_same_answer_as_upload(self, http):
-        by_json = http.post("/predict_base64", json={"image": self.encoded}).json()
+        by_json = http.post("/predict_base64", json={"image": ENCODED}).json()
         by_upload = predict(http, images.png(4)).json()
         assert [p["label"] for p in by_json["predictions"]] == [
             p["label"] for p in by_upload["predictions"]
@@ -189,13 +212,17 @@ class TestPredictBase64:
             ({"image": 123}, 400),
             ({"image": ["a"]}, 400),
             ({"top_k": 3}, 400),
-            ({"image": encoded, "top_k": "five"}, 400),
-            ({"image": encoded, "top_k": 0}, 400),
-            ({"image": encoded, "top_k": 1000}, 400),
+            ({"image": ENCODED, "top_k": "five"}, 400),
+            ({"image": ENCODED, "top_k": 0}, 400),
+            ({"image": ENCODED, "top_k": 1000}, 400),
         ],
     )
     def test_bad_requests(self, http, payload, status):
         assert_error(http.post("/predict_base64", json=payload), status)
+
+    def test_multipart_instead_of_json(self, http):
+        response = http.post("/predict_base64", files={"image": ("a.jpg", images.jpeg())})
+        assert_error(response, 415, "application/json")
 
     def test_not_json(self, http):
         response = http.post(
@@ -231,4 +258,3 @@ def test_image_is_read_upright(http):
     a = predict(http, images.encode(upright, "PNG")).json()["predictions"]
     b = predict(http, rotated).json()["predictions"]
     assert [p["label"] for p in a] == [p["label"] for p in b]
-    Image.open(io.BytesIO(rotated))  # the file itself is valid
