@@ -136,10 +136,10 @@ info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, opena
 class ImageClassifier:
     """Classify images with a ResNet50 (ImageNet, fine-tuned or the offline demo model)."""
 
-    model = bentoml.models.BentoModel(settings.model_tag)
+    model = bentoml.models.BentoModel(settings.model_tag)  # what `bentoml build` packages
 
     def __init__(self) -> None:
-        stored = self.model
+        stored = bentoml.models.get(_model_tag())
         network, self.card = load_model(stored.path, stored.info.metadata)
         self.tag = str(stored.tag)
         self.predictor = Predictor(
@@ -265,6 +265,19 @@ class ImageClassifier:
                 raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
             raise
         return [BatchItem.model_validate(answer) for answer in answers]
+
+
+def _model_tag() -> str:
+    """The exact model a built Bento was packaged with; else the configured tag.
+
+    BentoML pins the versions of Hugging Face models in a Bento, not of BentoModels: without
+    this, "resnet50:latest" would mean whatever was saved last on the serving machine.
+    """
+    bento = getattr(ImageClassifier, "bento", None)
+    if bento is None:
+        return settings.model_tag
+    [service] = [info for info in bento.info.services if info.name == ImageClassifier.name]
+    return str(service.models[0].tag)
 
 
 @info_app.get("/info", response_model=ModelInfo, tags=["Service APIs"])

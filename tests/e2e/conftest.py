@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
 # Small limits so that the limit tests stay fast; the defaults are exercised by unit tests.
@@ -71,9 +71,8 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(stored_model, tmp_path_factory):
-    running = Server(
-        "service:ImageClassifier", SERVER_ENV, tmp_path_factory.mktemp("logs") / "serve.log"
-    )
+    env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": str(stored_model.tag)}
+    running = Server("service:ImageClassifier", env, tmp_path_factory.mktemp("logs") / "serve.log")
     try:
         running.wait_ready()
         yield running

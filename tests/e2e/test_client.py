@@ -13,7 +13,7 @@ from bentoml.exceptions import BentoMLException
 
 from tests import images
 from tests.conftest import SHAPE_LABELS
-from tests.e2e.conftest import ROOT
+from tests import ROOT
 
 
 @pytest.fixture

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install requirements.txt into it; quick when nothing changed.
+# Sourced by serve.sh and test.sh; leaves the venv activated.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> installing requirements.txt (torch is large: a minute or more the first time)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "$wanted" > "$stamp"
+fi
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export BENTOML_DO_NOT_TRACK=${BENTOML_DO_NOT_TRACK:-True}

@@ -1,0 +1,118 @@
+"""Training: shapes rendering, fine-tuning, and ImageNet weights from a file or a clear failure."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import bentoml
+import numpy as np
+import pytest
+import torch
+from torchvision.models import ResNet50_Weights
+
+from classifier.artifact import build_model, load_model, sha256_of
+from train.__main__ import main
+from train.finetune import FinetuneConfig, finetune
+from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render, write_dataset
+from tests import ROOT
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A torchvision-format resnet50 checkpoint, wrapped the way training scripts often save it."""
+    torch.manual_seed(1)
+    state_dict = build_model(1000).state_dict()
+    path = tmp_path_factory.mktemp("weights") / "resnet50.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state_dict.items()}}, path)
+    return path
+
+
+def test_shapes_are_deterministic_in_every_style():
+    for shape in SHAPES:
+        for style in TRAIN_STYLES + HELD_OUT_STYLES:
+            first = np.asarray(render(shape, style, 48, seed=5))
+            assert first.shape == (48, 48, 3)
+            assert np.array_equal(first, np.asarray(render(shape, style, 48, seed=5)))
+    assert not np.array_equal(
+        np.asarray(render("circle", "filled", 48, seed=1)),
+        np.asarray(render("circle", "filled", 48, seed=2)),
+    )
+
+
+def test_dataset_is_an_image_folder_tree(tmp_path):
+    root = write_dataset(tmp_path, per_class=3, size=32)
+    assert sorted(p.name for p in root.iterdir()) == sorted(SHAPES)
+    assert all(len(list((root / shape).glob("*.png"))) == 3 for shape in SHAPES)
+
+
+def test_finetune_learns_and_stores_labels(tmp_path, checkpoint):
+    data = write_dataset(tmp_path / "data", per_class=8, size=32)
+    config = FinetuneConfig(
+        data=data, epochs=20, learning_rate=3e-2, batch_size=16, freeze_backbone=True,
+        image_size=32, start_weights="file", start_weights_file=checkpoint, max_steps=12,
+    )  # fmt: skip
+    model, card, result = finetune(config)
+    assert card.labels == sorted(SHAPES)
+    assert card.weights_source == "finetune"
+    assert card.source_file_sha256 == sha256_of(checkpoint.read_bytes())
+    assert card.preprocessing.crop_size == 32
+    assert 0 <= card.validation_accuracy <= 1
+    assert len(result.losses) == 12
+    assert np.mean(result.losses[-4:]) < np.mean(result.losses[:4])
+    assert model.fc.out_features == len(SHAPES)
+
+
+def test_finetune_needs_two_classes(tmp_path):
+    (tmp_path / "only").mkdir()
+    render("circle", "filled", 32, seed=0).save(tmp_path / "only" / "a.png")
+    with pytest.raises(ValueError, match="two class"):
+        finetune(FinetuneConfig(data=tmp_path, start_weights="none", image_size=32))
+
+
+def test_imagenet_from_a_weights_file(checkpoint, bentoml_home):
+    assert main(["imagenet", "--weights-file", str(checkpoint)]) == 0
+    stored = bentoml.models.get("resnet50:latest")
+    model, card = load_model(stored.path, stored.info.metadata)
+    weights = ResNet50_Weights.IMAGENET1K_V2
+    assert card.weights_source == "file"
+    assert card.labels == list(weights.meta["categories"])
+    assert (card.preprocessing.resize_size, card.preprocessing.crop_size) == (232, 224)
+    assert card.source_file_sha256 == sha256_of(checkpoint.read_bytes())
+    reference = build_model(1000)
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    reference.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    probe = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(probe), reference.eval()(probe), rtol=0, atol=0)
+
+
+def run_train(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "TORCH_HOME": str(tmp_path / "torch"),  # no cached download to fall back on
+        "https_proxy": "http://127.0.0.1:9",  # and no way out, even where there is internet
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "train", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_imagenet_without_weights_says_what_to_do(tmp_path):
+    result = run_train("imagenet", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "--weights-file" in result.stderr and "python -m train demo" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_weights_file_is_a_message(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    result = run_train("imagenet", "--weights-file", str(bad), tmp_path=tmp_path)
+    assert result.returncode == 2 and "not a readable PyTorch checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_train("imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path)
+    assert result.returncode == 2 and "cannot read" in result.stderr
