@@ -116,3 +116,17 @@ def test_a_bad_weights_file_is_a_message(tmp_path):
     assert "Traceback" not in result.stderr
     result = run_train("imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path)
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_finetune_and_demo_commands(tmp_path, bentoml_home):
+    data = write_dataset(tmp_path / "photos", per_class=4, size=32)
+    quick = ["--image-size", "32", "--max-steps", "2", "--seed", "1"]
+    assert main(["finetune", "--data", str(data), "--start-weights", "none", *quick]) == 0
+    card = bentoml.models.get("resnet50:latest").info.metadata
+    assert card["weights_source"] == "finetune" and card["labels"] == sorted(SHAPES)
+
+    assert main(["demo", "--per-class", "6", *quick]) == 0
+    card = bentoml.models.get("resnet50:latest").info.metadata
+    assert card["weights_source"] == "demo" and card["labels"] == sorted(SHAPES)
+    assert 0 <= card["training"]["held_out_style_accuracy"] <= 1
+    assert card["training"]["held_out_styles"] == list(HELD_OUT_STYLES)
