@@ -38,8 +38,13 @@ from classifier.settings import get_settings
 settings = get_settings()
 
 TopK = Annotated[
-    int,
-    Field(ge=1, description="How many classes to return, at most the number of labels.", examples=[5]),
+    int | None,
+    Field(
+        ge=1,
+        description=f"How many classes to return: 1 to the number of labels; by default "
+        f"{settings.default_top_k}, or all labels if the model has fewer.",
+        examples=[3],
+    ),
 ]
 ImageFile = Annotated[Path, Field(description="An image file: JPEG, PNG, GIF, WebP, BMP, TIFF.")]
 
@@ -105,12 +110,12 @@ def _require_media_type(request, expected: str) -> None:
 
 class PredictForm(StrictForm):
     image: ImageFile
-    top_k: TopK = settings.default_top_k
+    top_k: TopK = None
 
 
 class PredictBatchForm(StrictForm):
     images: list[ImageFile] = Field(description="Several image files, all in the field `images`.")
-    top_k: TopK = settings.default_top_k
+    top_k: TopK = None
 
 
 class Base64Body(StrictJSON):
@@ -118,7 +123,7 @@ class Base64Body(StrictJSON):
         description="The image as base64, or as a data: URI.",
         examples=["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"],
     )
-    top_k: TopK = settings.default_top_k
+    top_k: TopK = None
 
 
 class ClassifyBody(StrictJSON):
@@ -149,7 +154,8 @@ class ImageClassifier:
             precision=settings.precision,
             threads=settings.threads,
         )
-        self.predictor.warm_up()  # before /readyz answers, so the first request is not slow
+        # before /readyz answers, so that the first requests are not slow
+        self.predictor.warm_up((1, settings.max_batch_size))
 
     @bentoml.api(
         batchable=True,
@@ -179,43 +185,41 @@ class ImageClassifier:
         return results
 
     @bentoml.api(input_spec=PredictForm)
-    async def predict(self, image: Path, top_k: int) -> PredictResponse:
+    async def predict(self, image: Path, top_k: int | None) -> PredictResponse:
         """Classify one uploaded image (multipart field `image`)."""
         try:
-            self._check_top_k(top_k)
+            top_k = self._top_k(top_k)
             prepared = await asyncio.to_thread(self._prepare, image.read_bytes, top_k)
-            [result] = await self._classify([prepared])
+            result = await self._classify(prepared)
         except ClientError as error:
             return _error(error)
         return PredictResponse(model=self.tag, predictions=result.predictions)
 
     @bentoml.api(input_spec=PredictBatchForm)
-    async def predict_batch(self, images: list[Path], top_k: int) -> BatchResponse:
+    async def predict_batch(self, images: list[Path], top_k: int | None) -> BatchResponse:
         """Classify several uploaded images; an unreadable one gets its own `error` entry."""
 
-        async def prepare(path: Path) -> PreparedImage | BatchItem:
+        async def answer(path: Path) -> BatchItem:
             try:
-                return await asyncio.to_thread(self._prepare, path.read_bytes, top_k)
+                prepared = await asyncio.to_thread(self._prepare, path.read_bytes, top_k)
             except InvalidImage as error:
                 return BatchItem(error=error.message)
+            return await self._classify(prepared)
 
         try:
-            self._check_top_k(top_k)
-            prepared = await asyncio.gather(*(prepare(path) for path in images))
-            valid = [item for item in prepared if isinstance(item, PreparedImage)]
-            answers = iter(await self._classify(valid))
+            top_k = self._top_k(top_k)
+            results = await asyncio.gather(*(answer(path) for path in images))
         except ClientError as error:
             return _error(error)
-        results = [item if isinstance(item, BatchItem) else next(answers) for item in prepared]
         return BatchResponse(model=self.tag, results=results)
 
     @bentoml.api(input_spec=Base64Body)
-    async def predict_base64(self, image: str, top_k: int) -> PredictResponse:
+    async def predict_base64(self, image: str, top_k: int | None) -> PredictResponse:
         """Classify one image sent as base64 in JSON (for mobile and browser clients)."""
         try:
-            self._check_top_k(top_k)
+            top_k = self._top_k(top_k)
             prepared = await asyncio.to_thread(self._prepare, lambda: decode_base64(image), top_k)
-            [result] = await self._classify([prepared])
+            result = await self._classify(prepared)
         except ClientError as error:
             return _error(error)
         return PredictResponse(model=self.tag, predictions=result.predictions)
@@ -243,9 +247,12 @@ class ImageClassifier:
             },
         )
 
-    def _check_top_k(self, k: int) -> None:
+    def _top_k(self, k: int | None) -> int:
+        if k is None:
+            return min(settings.default_top_k, self.card.num_classes)
         if k > self.card.num_classes:
             raise ClientError(f"top_k is {k}, but the model has only {self.card.num_classes} labels")
+        return k
 
     def _prepare(self, read, k: int) -> PreparedImage:
         """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
@@ -254,17 +261,15 @@ class ImageClassifier:
         )
         return PreparedImage(pixels=self.card.preprocessing.prepare(image).tobytes(), top_k=k)
 
-    async def _classify(self, images: list[PreparedImage]) -> list[BatchItem]:
-        """Through the adaptive batcher (`classify`), which splits what exceeds one batch."""
-        if not images:
-            return []
+    async def _classify(self, image: PreparedImage) -> BatchItem:
+        """One image through the adaptive batcher (`classify`), which groups concurrent calls."""
         try:
-            answers = await self.to_async.classify(images)
+            [answer] = await self.to_async.classify([image])
         except BentoMLException as error:
             if error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
                 raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
             raise
-        return [BatchItem.model_validate(answer) for answer in answers]
+        return BatchItem.model_validate(answer)
 
 
 def _model_tag() -> str:

@@ -73,10 +73,11 @@ class Predictor:
         logits = self.model(inputs)
         return logits.float().softmax(dim=1).cpu()
 
-    def warm_up(self) -> None:
-        """One inference so that the first real request does not pay for kernel selection."""
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        """Run each batch size once, so that real requests do not pay for kernel selection."""
         size = self.card.preprocessing.crop_size
-        self.predict(np.zeros((1, size, size, 3), dtype=np.uint8))
+        for batch_size in batch_sizes:
+            self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
 
 
 def top_k(probabilities: torch.Tensor, labels: list[str], k: int) -> list[Prediction]:

@@ -13,7 +13,17 @@ class Prediction(BaseModel):
     score: float = Field(ge=0, le=1, description="Softmax probability.", examples=[0.97])
 
 
+PREDICTIONS_EXAMPLE = [
+    {"label": "circle", "index": 0, "score": 0.97},
+    {"label": "star", "index": 3, "score": 0.02},
+]
+
+
 class PredictResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"model": "resnet50:abc", "predictions": PREDICTIONS_EXAMPLE}]}
+    )
+
     model: str = Field(description="Tag of the model that answered.", examples=["resnet50:abc"])
     predictions: list[Prediction] = Field(description="Highest score first.")
 
@@ -26,6 +36,20 @@ class BatchItem(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "resnet50:abc",
+                    "results": [
+                        {"predictions": PREDICTIONS_EXAMPLE, "error": None},
+                        {"predictions": None, "error": "the image is empty (0 bytes)"},
+                    ],
+                }
+            ]
+        }
+    )
+
     model: str
     results: list[BatchItem] = Field(description="One entry per image, in input order.")
 
@@ -44,6 +68,35 @@ class PreparedImage(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "resnet50:abc",
+                    "architecture": "resnet50",
+                    "weights_source": "imagenet",
+                    "is_demo": False,
+                    "labels": ["tench", "goldfish", "..."],
+                    "num_classes": 1000,
+                    "preprocessing": {
+                        "resize_size": 232,
+                        "crop_size": 224,
+                        "mean": [0.485, 0.456, 0.406],
+                        "std": [0.229, 0.224, 0.225],
+                        "interpolation": "bilinear",
+                    },
+                    "weights_sha256": "a" * 64,
+                    "validation_accuracy": 0.80858,
+                    "precision": "bf16",
+                    "device": "cpu",
+                    "max_batch_size": 16,
+                    "max_latency_ms": 5000,
+                    "limits": {"max_request_bytes": 33554432},
+                }
+            ]
+        }
+    )
+
     model: str
     architecture: str
     weights_source: str = Field(description="imagenet, file, finetune or demo.")

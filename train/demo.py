@@ -14,9 +14,9 @@ from .shapes import HELD_OUT_STYLES, write_dataset
 
 
 class DemoConfig(BaseModel):
-    per_class: int = Field(500, ge=4, description="Training images per shape.")
+    per_class: int = Field(1500, ge=4, description="Images per shape (20% for validation).")
     held_out_per_class: int = Field(100, ge=1)
-    image_size: int = Field(64, ge=32)
+    image_size: int = Field(32, ge=32)
     epochs: int = Field(5, ge=1)
     learning_rate: float = 2e-3
     batch_size: int = 64
@@ -45,6 +45,7 @@ def train_demo(config: DemoConfig):
                 start_weights="none",
                 seed=config.seed,
                 max_steps=config.max_steps,
+                augment=False,  # the renderer already varies everything a crop or jitter would
                 weights_source="demo",
             )
         )

@@ -37,6 +37,7 @@ class FinetuneConfig(BaseModel):
     start_weights_file: Path | None = None
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+    augment: bool = Field(True, description="Random crops, flips and colour jitter.")
     max_steps: int | None = Field(None, ge=1, description="Stop early; for smoke tests.")
     weights_source: WeightsSource = "finetune"
 
@@ -54,7 +55,9 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
     recipe = ResNet50_Weights.IMAGENET1K_V2
     preprocessing = Preprocessing.from_weights(recipe).at_size(config.image_size)
 
-    train_set = datasets.ImageFolder(config.data, transform=_augment(preprocessing))
+    train_set = datasets.ImageFolder(
+        config.data, transform=_augment(preprocessing) if config.augment else preprocessing
+    )
     validation_set = datasets.ImageFolder(config.data, transform=preprocessing)
     labels = train_set.classes
     if len(labels) < 2:

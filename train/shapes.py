@@ -56,7 +56,7 @@ def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> I
     background, ink = _colours(rng, paper=style == "sketch")
     image = _background(canvas, background, rng, plain=style == "sketch")
     draw = ImageDraw.Draw(image)
-    radius = canvas * rng.uniform(0.2, 0.42)
+    radius = canvas * rng.uniform(0.28, 0.45)
     margin = radius + canvas * 0.03
     center = (rng.uniform(margin, canvas - margin), rng.uniform(margin, canvas - margin))
     points = outline(shape, center, radius, rng.uniform(0, 2 * math.pi), rng)

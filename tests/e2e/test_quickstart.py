@@ -1,0 +1,57 @@
+"""The README's first command, `bash scripts/serve.sh`, as a new user runs it."""
+
+from __future__ import annotations
+
+import tempfile
+
+import httpx
+import pytest
+
+from tests import ROOT, images
+from tests.e2e.conftest import Server
+from train.shapes import SHAPES, render
+
+SERVE = ["bash", str(ROOT / "scripts" / "serve.sh")]
+
+
+def test_serves_the_model_in_the_store(stored_model, tmp_path):
+    env = {"CLASSIFIER_MODEL_TAG": str(stored_model.tag)}
+    server = Server("", env, tmp_path / "serve.log", command=SERVE)
+    try:
+        server.wait_ready()
+        assert httpx.get(f"{server.url}/info").json()["model"] == str(stored_model.tag)
+        response = httpx.post(f"{server.url}/predict", files={"image": ("a.jpg", images.jpeg())})
+        assert response.status_code == 200, response.text
+    finally:
+        server.stop()
+    assert "serving the model already in the store" in server.log.read_text()
+
+
+@pytest.mark.slow
+def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path):
+    """No model and no way to download: it says so, trains the demo model and serves it."""
+    offline = {
+        "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-quickstart-"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    server = Server("", offline, tmp_path / "serve.log", command=SERVE)
+    try:
+        server.wait_ready(timeout=600)
+        log = server.log.read_text()
+        assert "NO IMAGENET WEIGHTS" in log and "--weights-file" in log
+        info = httpx.get(f"{server.url}/info").json()
+        assert info["weights_source"] == "demo" and info["is_demo"] is True
+        assert info["labels"] == sorted(SHAPES)
+        assert info["validation_accuracy"] >= 0.95, info
+        right = 0
+        for seed, shape in enumerate(SHAPES):
+            picture = images.encode(render(shape, "filled", 128, seed=1000 + seed), "PNG")
+            response = httpx.post(f"{server.url}/predict", files={"image": ("s.png", picture)})
+            assert response.status_code == 200, response.text
+            assert response.json()["model"] == info["model"]
+            right += response.json()["predictions"][0]["label"] == shape
+        assert right >= 4
+    finally:
+        server.stop()
