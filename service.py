@@ -68,7 +68,9 @@ class StrictForm(bentoml.IODescriptor):
                 f"too many images: the limit is {settings.max_batch_images} per request"
                 if too_many
                 else f"malformed multipart body: {detail}",
-                error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE if too_many else HTTPStatus.BAD_REQUEST,
+                error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                if too_many
+                else HTTPStatus.BAD_REQUEST,
             ) from None
         data = {}
         for key in set(form.keys()) & set(cls.model_fields):
@@ -121,7 +123,9 @@ class PredictBatchForm(StrictForm):
 class Base64Body(StrictJSON):
     image: str = Field(
         description="The image as base64, or as a data: URI.",
-        examples=["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"],
+        examples=[
+            "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+        ],
     )
     top_k: TopK = None
 
@@ -251,7 +255,9 @@ class ImageClassifier:
         if k is None:
             return min(settings.default_top_k, self.card.num_classes)
         if k > self.card.num_classes:
-            raise ClientError(f"top_k is {k}, but the model has only {self.card.num_classes} labels")
+            raise ClientError(
+                f"top_k is {k}, but the model has only {self.card.num_classes} labels"
+            )
         return k
 
     def _prepare(self, read, k: int) -> PreparedImage:

@@ -56,7 +56,9 @@ class ModelCard(BaseModel):
 def build_model(num_classes: int) -> nn.Module:
     """An untrained torchvision ResNet50 with a `num_classes`-way head."""
     # zero_init_residual: each block starts as identity, which trains faster from scratch
-    return torchvision.models.resnet50(weights=None, num_classes=num_classes, zero_init_residual=True)
+    return torchvision.models.resnet50(
+        weights=None, num_classes=num_classes, zero_init_residual=True
+    )
 
 
 def sha256_of(data: bytes) -> str:
@@ -85,12 +87,14 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
     try:
         card = ModelCard.model_validate(dict(metadata))
     except ValidationError as error:
-        raise ModelIntegrityError(f"the model's metadata is not a valid model card: {error}")
+        raise ModelIntegrityError(
+            f"the model's metadata is not a valid model card: {error}"
+        ) from None
     weights_path = Path(directory) / WEIGHTS_FILE
     try:
         data = weights_path.read_bytes()
     except OSError as error:
-        raise ModelIntegrityError(f"cannot read the weights file {weights_path}: {error}")
+        raise ModelIntegrityError(f"cannot read the weights file {weights_path}: {error}") from None
     digest = sha256_of(data)
     if digest != card.weights_sha256:
         raise ModelIntegrityError(

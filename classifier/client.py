@@ -1,6 +1,6 @@
 """Classify image files with a running service from the command line, via BentoML's client.
 
-    python -m classifier.client cat.jpg dog.png --url http://localhost:3000 --top-k 3
+python -m classifier.client cat.jpg dog.png --url http://localhost:3000 --top-k 3
 """
 
 from __future__ import annotations

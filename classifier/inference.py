@@ -1,8 +1,8 @@
 """Run a loaded model on batches of prepared pixels: device, precision, softmax and top-k.
 
-    >>> predictor = Predictor(model, card, device="auto", precision="auto")
-    >>> probabilities = predictor.predict(pixels)        # (N, crop, crop, 3) uint8
-    >>> top_k(probabilities[0], card.labels, k=5)
+>>> predictor = Predictor(model, card, device="auto", precision="auto")
+>>> probabilities = predictor.predict(pixels)        # (N, crop, crop, 3) uint8
+>>> top_k(probabilities[0], card.labels, k=5)
 """
 
 from __future__ import annotations

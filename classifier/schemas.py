@@ -21,7 +21,7 @@ PREDICTIONS_EXAMPLE = [
 
 class PredictResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"model": "resnet50:abc", "predictions": PREDICTIONS_EXAMPLE}]}
+        json_schema_extra={"example": {"model": "resnet50:abc", "predictions": PREDICTIONS_EXAMPLE}}
     )
 
     model: str = Field(description="Tag of the model that answered.", examples=["resnet50:abc"])
@@ -36,17 +36,16 @@ class BatchItem(BaseModel):
 
 
 class BatchResponse(BaseModel):
+    # "example", not "examples": BentoML's OpenAPI 3.0 schema objects reject the latter here
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [
-                {
-                    "model": "resnet50:abc",
-                    "results": [
-                        {"predictions": PREDICTIONS_EXAMPLE, "error": None},
-                        {"predictions": None, "error": "the image is empty (0 bytes)"},
-                    ],
-                }
-            ]
+            "example": {
+                "model": "resnet50:abc",
+                "results": [
+                    {"predictions": PREDICTIONS_EXAMPLE, "error": None},
+                    {"predictions": None, "error": "the image is empty (0 bytes)"},
+                ],
+            }
         }
     )
 
@@ -70,30 +69,28 @@ class PreparedImage(BaseModel):
 class ModelInfo(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [
-                {
-                    "model": "resnet50:abc",
-                    "architecture": "resnet50",
-                    "weights_source": "imagenet",
-                    "is_demo": False,
-                    "labels": ["tench", "goldfish", "..."],
-                    "num_classes": 1000,
-                    "preprocessing": {
-                        "resize_size": 232,
-                        "crop_size": 224,
-                        "mean": [0.485, 0.456, 0.406],
-                        "std": [0.229, 0.224, 0.225],
-                        "interpolation": "bilinear",
-                    },
-                    "weights_sha256": "a" * 64,
-                    "validation_accuracy": 0.80858,
-                    "precision": "bf16",
-                    "device": "cpu",
-                    "max_batch_size": 16,
-                    "max_latency_ms": 5000,
-                    "limits": {"max_request_bytes": 33554432},
-                }
-            ]
+            "example": {
+                "model": "resnet50:abc",
+                "architecture": "resnet50",
+                "weights_source": "imagenet",
+                "is_demo": False,
+                "labels": ["tench", "goldfish", "..."],
+                "num_classes": 1000,
+                "preprocessing": {
+                    "resize_size": 232,
+                    "crop_size": 224,
+                    "mean": [0.485, 0.456, 0.406],
+                    "std": [0.229, 0.224, 0.225],
+                    "interpolation": "bilinear",
+                },
+                "weights_sha256": "a" * 64,
+                "validation_accuracy": 0.80858,
+                "precision": "bf16",
+                "device": "cpu",
+                "max_batch_size": 16,
+                "max_latency_ms": 5000,
+                "limits": {"max_request_bytes": 33554432},
+            }
         }
     )
 

@@ -20,7 +20,7 @@ SHAPE_LABELS = ["circle", "cross", "square", "star", "triangle"]
 
 
 def random_model(labels=SHAPE_LABELS, image_size: int = 64, seed: int = 0, source="demo"):
-    """A randomly initialised ResNet50 and its card: real weights for tests that need no accuracy."""
+    """A randomly initialised ResNet50 and its card, for tests that need no accuracy."""
     torch.manual_seed(seed)
     model = build_model(len(labels))
     # zero_init_residual makes every block an identity; perturb so outputs depend on the input
@@ -31,7 +31,9 @@ def random_model(labels=SHAPE_LABELS, image_size: int = 64, seed: int = 0, sourc
     card = ModelCard(
         weights_source=source,
         labels=list(labels),
-        preprocessing=Preprocessing.from_weights(ResNet50_Weights.IMAGENET1K_V2).at_size(image_size),
+        preprocessing=Preprocessing.from_weights(ResNet50_Weights.IMAGENET1K_V2).at_size(
+            image_size
+        ),
     )
     return model.eval(), card
 

@@ -16,7 +16,9 @@ def photo(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:
     width, height = size
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     channels = [
-        127 + 120 * np.sin(x / rng.uniform(5, 40) + rng.uniform(0, 6))
+        127
+        + 120
+        * np.sin(x / rng.uniform(5, 40) + rng.uniform(0, 6))
         * np.cos(y / rng.uniform(5, 40) + rng.uniform(0, 6))
         for _ in range(3)
     ]
@@ -45,10 +47,14 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     data = b"".join(compressor.compress(row) for _ in range(64)) + compressor.flush()
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 HOSTILE = {

@@ -1,4 +1,4 @@
-"""Put a ResNet50 into the BentoML model store: `python -m train {imagenet,finetune,demo} --help`."""
+"""Fill the model store with a ResNet50: `python -m train {imagenet,finetune,demo} --help`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from classifier.artifact import MODEL_NAME, save_model
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
-    parser.add_argument("--name", default=MODEL_NAME, help="model store name (default: %(default)s)")
+    parser.add_argument(
+        "--name", default=MODEL_NAME, help="model store name (default: %(default)s)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     imagenet = commands.add_parser("imagenet", help="torchvision's ImageNet weights")

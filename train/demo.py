@@ -29,7 +29,9 @@ def train_demo(config: DemoConfig):
     """Returns (model, card, result, held_out_accuracy); the card records both accuracies."""
     with tempfile.TemporaryDirectory(prefix="shapes-") as scratch:
         root = Path(config.data or scratch)
-        train_dir = write_dataset(root / "train", config.per_class, size=config.image_size, seed=config.seed)
+        train_dir = write_dataset(
+            root / "train", config.per_class, size=config.image_size, seed=config.seed
+        )
         held_out_dir = write_dataset(
             root / "held-out", config.held_out_per_class, styles=HELD_OUT_STYLES,
             size=config.image_size, seed=config.seed + 1,

@@ -1,7 +1,7 @@
 """Transfer learning on an ImageFolder tree: a new head, labels from folder names, a progress bar.
 
-    >>> model, card = finetune(FinetuneConfig(data=Path("photos/")))
-    >>> save_model(model, card)
+>>> model, card = finetune(FinetuneConfig(data=Path("photos/")))
+>>> save_model(model, card)
 """
 
 from __future__ import annotations
@@ -121,8 +121,12 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
             "final_loss": losses[-1],
         },
     )
-    return model.eval(), card, TrainingResult(
-        losses=losses, validation_accuracy=accuracy, seconds=time.perf_counter() - started
+    return (
+        model.eval(),
+        card,
+        TrainingResult(
+            losses=losses, validation_accuracy=accuracy, seconds=time.perf_counter() - started
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""ImageNet ResNet50 weights: torchvision's own download, or a checkpoint file for air-gapped machines.
+"""ImageNet ResNet50 weights: torchvision's download, or a checkpoint file for air-gapped machines.
 
 Labels and preprocessing always come from the torchvision weights enum (`meta["categories"]`,
 `transforms()`), which ships inside torchvision and needs no download.

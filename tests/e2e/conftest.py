@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests import ROOT
+
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
 # Small limits so that the limit tests stay fast; the defaults are exercised by unit tests.
@@ -42,7 +43,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
-            [*(command or [BENTOML, "serve", target]), "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *(command or [BENTOML, "serve", target]),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=log.open("wb"),

@@ -64,7 +64,7 @@ class TestHealth:
                 if name not in seen:
                     seen.add(name)
                     pending.append(schema["components"]["schemas"][name])
-        assert '"examples"' in text
+        assert re.search(r'"examples?"', text)
 
     def test_swagger_ui(self, http):
         assert "swagger" in http.get("/").text.lower()
@@ -156,9 +156,7 @@ class TestPredict:
 class TestPredictBatch:
     def post(self, http, uploads: list[bytes], **fields):
         files = [("images", (f"{i}.img", data, "image/jpeg")) for i, data in enumerate(uploads)]
-        return http.post(
-            "/predict_batch", files=files, data={k: str(v) for k, v in fields.items()}
-        )
+        return http.post("/predict_batch", files=files, data={k: str(v) for k, v in fields.items()})
 
     def test_results_in_order_with_per_image_errors(self, http):
         uploads = [images.jpeg(1), b"not an image", images.png(2), b"", images.jpeg(3)]
@@ -191,7 +189,6 @@ ENCODED = base64.b64encode(images.png(4)).decode()
 
 
 class TestPredictBase64:
-
     @pytest.mark.parametrize(
         "image",
         [

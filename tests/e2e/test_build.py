@@ -8,8 +8,8 @@ import subprocess
 import httpx
 import yaml
 
-from tests import ROOT, images
 from classifier.artifact import save_model
+from tests import ROOT, images
 from tests.conftest import random_model
 from tests.e2e.conftest import BENTOML, Server
 

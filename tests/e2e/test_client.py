@@ -11,9 +11,8 @@ import bentoml
 import pytest
 from bentoml.exceptions import BentoMLException
 
-from tests import images
+from tests import ROOT, images
 from tests.conftest import SHAPE_LABELS
-from tests import ROOT
 
 
 @pytest.fixture

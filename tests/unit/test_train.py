@@ -13,10 +13,10 @@ import torch
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
+from tests import ROOT
 from train.__main__ import main
 from train.finetune import FinetuneConfig, finetune
 from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render, write_dataset
-from tests import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,9 @@ def test_a_bad_weights_file_is_a_message(tmp_path):
     result = run_train("imagenet", "--weights-file", str(bad), tmp_path=tmp_path)
     assert result.returncode == 2 and "not a readable PyTorch checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
-    result = run_train("imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path)
+    result = run_train(
+        "imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path
+    )
     assert result.returncode == 2 and "cannot read" in result.stderr
 
 
