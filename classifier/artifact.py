@@ -66,15 +66,20 @@ def sha256_of(data: bytes) -> str:
 
 
 def save_model(model: nn.Module, card: ModelCard, name: str = MODEL_NAME):
-    """Save to the BentoML model store under `name`; returns the stored `bentoml.Model`."""
+    """Save to the BentoML model store under `name`; returns the stored `bentoml.Model`.
+
+    The version starts with the weights source (`resnet50:demo-...`, `resnet50:imagenet-...`),
+    so that every answer's model tag says which weights gave it.
+    """
     import bentoml  # the model store only; keeps this module importable without it
 
     buffer = io.BytesIO()
     torch.save({key: value.cpu() for key, value in model.state_dict().items()}, buffer)
     data = buffer.getvalue()
     card = card.model_copy(update={"weights_sha256": sha256_of(data)})
+    version = bentoml.Tag(name).make_new_version().version
     with bentoml.models.create(
-        name,
+        bentoml.Tag(name, f"{card.weights_source}-{version}"),
         labels={"source": card.weights_source, "architecture": card.architecture},
         metadata=card.model_dump(mode="json", exclude_none=True),  # the store rejects None
     ) as stored:

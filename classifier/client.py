@@ -13,11 +13,10 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 
 
-def format_table(name: str, predictions: list) -> str:
+def format_table(name: str, predictions: list[dict]) -> str:
     """A plain-text table: rank, label, score as a percentage."""
     rows = [f"{name}", f"  {'#':>2}  {'label':<30} {'score':>8}"]
     for rank, prediction in enumerate(predictions, start=1):
-        prediction = prediction if isinstance(prediction, dict) else prediction.model_dump()
         rows.append(f"  {rank:>2}  {prediction['label']:<30} {prediction['score']:>8.2%}")
     return "\n".join(rows)
 
@@ -39,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
                 failures += 1
                 print(f"{path}\n  error: {error}", file=sys.stderr)
                 continue
-            answer = answer if isinstance(answer, dict) else answer.model_dump()
             print(format_table(str(path), answer["predictions"]))
             print(f"  model {answer['model']}")
     return 1 if failures else 0

@@ -75,7 +75,7 @@ class TestPredict:
         response = predict(http, images.jpeg())
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["model"].startswith("resnet50:")
+        assert body["model"].startswith("resnet50:demo-")  # the tag names the weights source
         assert_predictions(body)
 
     @pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP", "BMP", "TIFF"])

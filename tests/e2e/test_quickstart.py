@@ -6,7 +6,10 @@ import tempfile
 
 import httpx
 import pytest
+import torch
+from torchvision.models import ResNet50_Weights
 
+from classifier.artifact import build_model
 from tests import ROOT, images
 from tests.e2e.conftest import Server
 from train.shapes import SHAPES, render
@@ -27,6 +30,30 @@ def test_serves_the_model_in_the_store(stored_model, tmp_path):
     assert "serving the model already in the store" in server.log.read_text()
 
 
+def test_a_weights_file_serves_imagenet_weights(tmp_path):
+    """WEIGHTS_FILE=... bash scripts/serve.sh, the README's air-gapped ImageNet path."""
+    torch.manual_seed(2)
+    checkpoint = tmp_path / "resnet50.pth"
+    torch.save(build_model(1000).state_dict(), checkpoint)
+    env = {
+        "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-weights-file-"),
+        "WEIGHTS_FILE": str(checkpoint),
+    }
+    server = Server("", env, tmp_path / "serve.log", command=SERVE)
+    try:
+        server.wait_ready()
+        info = httpx.get(f"{server.url}/info").json()
+        assert info["weights_source"] == "file" and info["is_demo"] is False
+        assert info["labels"] == list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+        assert info["preprocessing"]["crop_size"] == 224
+        response = httpx.post(f"{server.url}/predict", files={"image": ("a.jpg", images.jpeg())})
+        assert response.status_code == 200, response.text
+        assert response.json()["model"] == info["model"]
+        assert info["model"].startswith("resnet50:file-")
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
 def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path):
     """No model and no way to download: it says so, trains the demo model and serves it."""
@@ -43,7 +70,7 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path):
         assert "NO IMAGENET WEIGHTS" in log and "--weights-file" in log
         info = httpx.get(f"{server.url}/info").json()
         assert info["weights_source"] == "demo" and info["is_demo"] is True
-        assert info["labels"] == sorted(SHAPES)
+        assert info["labels"] == sorted(SHAPES) and info["model"].startswith("resnet50:demo-")
         assert info["validation_accuracy"] >= 0.95, info
         right = 0
         for seed, shape in enumerate(SHAPES):

@@ -79,6 +79,7 @@ def test_stored_model_round_trip(bentoml_home):
     assert loaded_card.preprocessing == card.preprocessing
     assert len(loaded_card.weights_sha256) == 64
     assert stored.info.labels["source"] == "demo"
+    assert str(stored.tag).startswith("resnet50:demo-")
     pixels = torch.from_numpy(pixels_of(card))
     with torch.inference_mode():
         expected = model(card.preprocessing.normalize(pixels))
