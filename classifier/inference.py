@@ -28,12 +28,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_supports_bf16() -> bool:
+    """AVX-512 BF16 or AMX: bf16 matrix maths at full speed on this CPU."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """`auto` is bf16 where the hardware does it natively (GPUs, CPUs with AVX-512 BF16/AMX)."""
     if name == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        return "bf16" if cpu_supports_bf16() else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise ValueError("fp16 is for GPUs; use bf16 or fp32 on the CPU")
     return name

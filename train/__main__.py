@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "name")}
     if args.command == "imagenet":
         from train.imagenet import imagenet_model
 
@@ -66,13 +67,11 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.start_weights == "file" and args.start_weights_file is None:
             raise ValueError("--start-weights file needs --start-weights-file PATH")
-        options = {k: v for k, v in vars(args).items() if k not in ("command", "name")}
         model, card, result = finetune(FinetuneConfig(**options))
         print(f"validation accuracy {result.validation_accuracy:.1%} in {result.seconds:.0f} s")
     else:
         from train.demo import DemoConfig, train_demo
 
-        options = {k: v for k, v in vars(args).items() if k not in ("command", "name")}
         model, card, result, held_out = train_demo(DemoConfig(**options))
         print(
             f"validation accuracy {result.validation_accuracy:.1%}, on unseen drawing styles "

@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from classifier.artifact import ModelCard, WeightsSource, build_model
+from classifier.inference import cpu_supports_bf16
 from classifier.preprocess import Preprocessing
 
 from .imagenet import load_torchvision_weights
@@ -83,7 +84,7 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, config.learning_rate, total_steps=max(total_steps, 1), pct_start=0.15
     )
-    autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=_cpu_has_bf16())
+    autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16())
     model = model.to(memory_format=torch.channels_last)
 
     losses: list[float] = []
@@ -135,7 +136,7 @@ def evaluate(model: nn.Module, loader: DataLoader) -> float:
     """Top-1 accuracy over a loader of (images, targets)."""
     model.eval()
     correct = total = 0
-    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=_cpu_has_bf16()):
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16()):
         for images, targets in loader:
             correct += (model(images).argmax(1) == targets).sum().item()
             total += len(targets)
@@ -176,10 +177,6 @@ def _freeze_batch_norm(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.eval()
-
-
-def _cpu_has_bf16() -> bool:
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _seed_everything(seed: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from classifier.artifact import WEIGHTS_FILE, ModelIntegrityError, load_model, save_model
-from classifier.inference import Predictor, resolve_precision, top_k
+from classifier.inference import Predictor, cpu_supports_bf16, resolve_precision, top_k
 from tests import images
 from tests.conftest import random_model
 
@@ -46,7 +46,7 @@ def test_a_batch_answers_like_single_images():
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no CPU bf16")
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="no CPU bf16")
 def test_bf16_agrees_with_fp32():
     model, card = random_model()
     fp32 = Predictor(model, card, precision="fp32").predict(pixels_of(card, range(8)))
