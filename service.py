@@ -263,7 +263,12 @@ class ImageClassifier:
     def _prepare(self, read, k: int) -> PreparedImage:
         """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
         image = load_image(
-            read(), max_pixels=settings.max_image_pixels, max_bytes=settings.max_request_bytes
+            read(),
+            max_pixels=settings.max_image_pixels,
+            max_bytes=settings.max_request_bytes,
+            min_short_side=self.card.preprocessing.resize_size
+            if settings.fast_jpeg_decode
+            else None,
         )
         return PreparedImage(pixels=self.card.preprocessing.prepare(image).tobytes(), top_k=k)
 

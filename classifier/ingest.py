@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
 
 import numpy as np
@@ -43,8 +44,19 @@ def decode_base64(text: str) -> bytes:
         raise InvalidImage("the image is not valid base64") from None
 
 
-def load_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) -> Image.Image:
-    """Decode `data` into an upright RGB image, or raise `InvalidImage` with a 4xx status."""
+def load_image(
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_bytes: int | None = None,
+    min_short_side: int | None = None,
+) -> Image.Image:
+    """Decode `data` into an upright RGB image, or raise `InvalidImage` with a 4xx status.
+
+    With `min_short_side`, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling), as long as its short side stays at least that long: a 4000x3000 photo bound for a
+    232-pixel resize decodes about ten times faster, and the model sees nearly the same pixels.
+    """
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     if max_bytes is not None and len(data) > max_bytes:
@@ -73,6 +85,10 @@ def load_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) ->
         )
     try:
         image.seek(0)  # animated images: the first frame
+        if min_short_side and image.format == "JPEG":
+            scale = min_short_side / min(width, height)
+            if scale < 1:
+                image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
         image = ImageOps.exif_transpose(image)
         return to_rgb(image)

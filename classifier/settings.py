@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = one per core.")
 
+    fast_jpeg_decode: bool = Field(
+        True, description="Decode large JPEGs at reduced scale (no smaller than the resize)."
+    )
+
     max_batch_size: int = Field(16, ge=2, description="Adaptive batching: largest batch.")
     max_latency_ms: int = Field(
         5000, ge=10, description="Adaptive batching: longest a request may wait to be batched."

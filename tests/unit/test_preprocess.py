@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 
+from classifier.ingest import load_image
 from classifier.preprocess import Preprocessing
 from tests import images
 
@@ -50,3 +51,20 @@ def test_at_size_keeps_the_recipe_ratio():
 def test_extreme_aspect_ratios_stay_small(size):
     spec = Preprocessing.from_weights(WEIGHTS)
     assert spec.prepare(Image.new("RGB", size, "blue")).shape == (224, 224, 3)
+
+
+@pytest.mark.parametrize("size", [(4000, 3000), (1080, 1920)])
+def test_reduced_jpeg_decoding_sees_nearly_the_same_pixels(size):
+    spec = Preprocessing.from_weights(WEIGHTS)
+    data = images.jpeg(seed=2, size=size)
+    full = load_image(data, max_pixels=40_000_000)
+    reduced = load_image(data, max_pixels=40_000_000, min_short_side=spec.resize_size)
+    assert min(reduced.size) >= spec.resize_size and reduced.size[0] < full.size[0]
+    difference = np.abs(spec.prepare(full).astype(int) - spec.prepare(reduced).astype(int))
+    assert difference.mean() < 3 and difference.max() < 40
+
+
+def test_reduced_decoding_leaves_small_and_non_jpeg_images_alone():
+    small = load_image(images.jpeg(size=(200, 150)), max_pixels=10**7, min_short_side=232)
+    png = load_image(images.png(size=(1200, 900)), max_pixels=10**7, min_short_side=232)
+    assert small.size == (200, 150) and png.size == (1200, 900)
