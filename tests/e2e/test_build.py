@@ -11,7 +11,7 @@ import yaml
 from classifier.artifact import save_model
 from tests import ROOT, images
 from tests.conftest import random_model
-from tests.e2e.conftest import BENTOML, Server
+from tests.e2e.conftest import BENTOML, serve
 
 
 def test_built_bento_serves(stored_model, tmp_path):
@@ -33,7 +33,7 @@ def test_built_bento_serves(stored_model, tmp_path):
     # A newer model in the store must not change what the built Bento serves.
     model, card = random_model(seed=3)
     save_model(model, card)
-    server = Server(tag, {}, tmp_path / "serve.log")
+    server = serve(tag, {}, tmp_path / "serve.log")
     try:
         server.wait_ready()
         response = httpx.post(

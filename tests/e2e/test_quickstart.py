@@ -11,7 +11,7 @@ from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model
 from tests import ROOT, images
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import serve
 from train.shapes import SHAPES, render
 
 SERVE = ["bash", str(ROOT / "scripts" / "serve.sh")]
@@ -19,7 +19,7 @@ SERVE = ["bash", str(ROOT / "scripts" / "serve.sh")]
 
 def test_serves_the_model_in_the_store(stored_model, tmp_path):
     env = {"CLASSIFIER_MODEL_TAG": str(stored_model.tag)}
-    server = Server("", env, tmp_path / "serve.log", command=SERVE)
+    server = serve("", env, tmp_path / "serve.log", command=SERVE)
     try:
         server.wait_ready()
         assert httpx.get(f"{server.url}/info").json()["model"] == str(stored_model.tag)
@@ -39,7 +39,7 @@ def test_a_weights_file_serves_imagenet_weights(tmp_path):
         "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-weights-file-"),
         "WEIGHTS_FILE": str(checkpoint),
     }
-    server = Server("", env, tmp_path / "serve.log", command=SERVE)
+    server = serve("", env, tmp_path / "serve.log", command=SERVE)
     try:
         server.wait_ready()
         info = httpx.get(f"{server.url}/info").json()
@@ -63,7 +63,7 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path):
         "https_proxy": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
     }
-    server = Server("", offline, tmp_path / "serve.log", command=SERVE)
+    server = serve("", offline, tmp_path / "serve.log", command=SERVE)
     try:
         server.wait_ready(timeout=600)
         log = server.log.read_text()

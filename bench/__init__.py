@@ -1,0 +1,5 @@
+"""Benchmarks: `python -m bench` measures the raw model, the service and a tutorial-style server.
+
+Every figure is measured in one run on one machine, so that ratios are comparable; the command
+rewrites BENCHMARKS.md and bench/throughput.png.
+"""

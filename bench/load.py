@@ -1,0 +1,145 @@
+"""A closed-loop HTTP load generator and a sampler of a server's CPU and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import psutil
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)  # successful requests only
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    cpu_percent: float = 0.0  # of one core, server processes only
+    peak_rss_mb: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get("200", 0)
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def errors(self) -> dict[str, int]:
+        return {k: v for k, v in sorted(self.statuses.items()) if k != "200"}
+
+
+def run_load(
+    url: str,
+    bodies: list[bytes],
+    *,
+    form_field: str,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 3.0,
+    pid: int | None = None,
+) -> LoadResult:
+    """`concurrency` clients each POST an image, wait for the answer, and repeat."""
+    result = LoadResult(concurrency, seconds)
+    with ProcessSampler(pid) as sampler:
+        asyncio.run(_drive(url, bodies, form_field, concurrency, warmup, seconds, result, sampler))
+    result.cpu_percent, result.peak_rss_mb = sampler.cpu_percent, sampler.peak_rss_mb
+    return result
+
+
+async def _drive(url, bodies, form_field, concurrency, warmup, seconds, result, sampler) -> None:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        start = time.perf_counter()
+        measure_from, stop_at = start + warmup, start + warmup + seconds
+
+        async def client_loop(index: int) -> None:
+            n = index
+            while (now := time.perf_counter()) < stop_at:
+                body = bodies[n % len(bodies)]
+                n += concurrency
+                try:
+                    response = await client.post(url, files={form_field: ("photo.jpg", body)})
+                    status = str(response.status_code)
+                except httpx.TimeoutException:
+                    status = "timeout"
+                except httpx.HTTPError as error:
+                    status = type(error).__name__
+                done = time.perf_counter()
+                if now >= measure_from and done <= stop_at:
+                    result.statuses[status] += 1
+                    if status == "200":
+                        result.latencies_ms.append((done - now) * 1000)
+
+        async def start_sampling() -> None:
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            sampler.reset()
+
+        await asyncio.gather(start_sampling(), *(client_loop(i) for i in range(concurrency)))
+
+
+class ProcessSampler:
+    """Samples a process tree's RSS every 0.2 s, and its CPU time between `reset` and exit."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.root = psutil.Process(pid) if pid else None
+        self.peak_rss_mb = 0.0
+        self.cpu_percent = 0.0
+        self._stop = threading.Event()
+        self._cpu_start = self._wall_start = 0.0
+
+    def _tree(self) -> list[psutil.Process]:
+        if self.root is None:
+            return []
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _cpu_seconds(self) -> float:
+        total = 0.0
+        for process in self._tree():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def rss_mb(self) -> float:
+        total = 0
+        for process in self._tree():
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total / 2**20
+
+    def reset(self) -> None:
+        self._cpu_start, self._wall_start = self._cpu_seconds(), time.perf_counter()
+        self.peak_rss_mb = self.rss_mb()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
+
+    def __enter__(self) -> ProcessSampler:
+        self.reset()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+        wall = time.perf_counter() - self._wall_start
+        self.cpu_percent = 100 * (self._cpu_seconds() - self._cpu_start) / max(wall, 1e-9)

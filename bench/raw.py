@@ -1,0 +1,37 @@
+"""The model's own limit: in-process inference on prepared pixels, no HTTP, no decoding."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from classifier.inference import Predictor
+
+
+def measure_raw(predictor: Predictor, batch_sizes=(1, 4, 8, 16), seconds: float = 6.0) -> dict:
+    """Images per second at each batch size, and the latency of one image alone (p50, ms)."""
+    size = predictor.card.preprocessing.crop_size
+    rng = np.random.default_rng(0)
+    throughput = {}
+    for batch_size in batch_sizes:
+        pixels = rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
+        predictor.predict(pixels)  # warm-up for this shape
+        images, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            predictor.predict(pixels)
+            images += batch_size
+        throughput[batch_size] = images / (time.perf_counter() - start)
+    single = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    latencies = []
+    for _ in range(30):
+        start = time.perf_counter()
+        predictor.predict(single)
+        latencies.append((time.perf_counter() - start) * 1000)
+    best = max(throughput, key=throughput.get)
+    return {
+        "throughput": throughput,
+        "best_batch_size": best,
+        "best_throughput": throughput[best],
+        "single_latency_ms": float(np.median(latencies)),
+    }
