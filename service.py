@@ -13,6 +13,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, get_origin
 
+import aiohttp
 import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
@@ -36,6 +37,7 @@ from classifier.schemas import (
 from classifier.settings import get_settings
 
 settings = get_settings()
+INTERNAL_ATTEMPTS = 3
 
 TopK = Annotated[
     int | None,
@@ -274,13 +276,20 @@ class ImageClassifier:
 
     async def _classify(self, image: PreparedImage) -> BatchItem:
         """One image through the adaptive batcher (`classify`), which groups concurrent calls."""
-        try:
-            [answer] = await self.to_async.classify([image])
-        except BentoMLException as error:
-            if error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
-                raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
-            raise
-        return BatchItem.model_validate(answer)
+        for attempt in range(INTERNAL_ATTEMPTS):
+            try:
+                [answer] = await self.to_async.classify([image])
+                return BatchItem.model_validate(answer)
+            except BentoMLException as error:
+                if error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
+                    raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
+                raise
+            except aiohttp.ClientConnectionError:
+                # BentoML's in-process client (bentoml 1.4.39) replaces its session every 100
+                # calls and closes the old one under the calls still in flight; classify is
+                # idempotent, so send it again on the new session.
+                if attempt == INTERNAL_ATTEMPTS - 1:
+                    raise
 
 
 def _model_tag() -> str:

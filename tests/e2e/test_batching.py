@@ -63,3 +63,17 @@ def test_distinct_images_get_distinct_answers(http):
         response = http.post("/predict", files={"image": ("a.jpg", images.jpeg(seed))})
         scores.add(round(response.json()["predictions"][0]["score"], 6))
     assert len(scores) > 1
+
+
+def test_sustained_concurrency_never_fails(http):
+    """Hundreds of overlapping requests: BentoML's internal client renews its session every
+    100 calls and drops the calls in flight on the old one; the service must retry them."""
+    data = [images.jpeg(seed, (96, 96)) for seed in range(8)]
+
+    def send(i: int) -> int:
+        response = http.post("/predict", files={"image": ("a.jpg", data[i % len(data)])})
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(send, range(320)))
+    assert statuses.count(200) == len(statuses), sorted(set(statuses))

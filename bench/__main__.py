@@ -1,0 +1,175 @@
+"""Run every benchmark on this machine and rewrite BENCHMARKS.md: `python -m bench --help`.
+
+(a) the raw model in-process at the service's precision, (b) the service over HTTP,
+(c) a tutorial-style FastAPI server; all on the same generated JPEG photographs, one after the
+other so that they never share the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=15, help="measured time per level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32, 64])
+    parser.add_argument("--images", type=int, default=24, help="distinct photos sent")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "throughput.png")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")  # before anything imports bentoml
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    try:
+        results = run(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    args.json.write_text(json.dumps(results, indent=1))
+    from bench.report import write_report
+
+    write_report(results, args.output, args.plot)
+    print(f"wrote {args.output}, {args.plot} and {args.json}")
+    return 0
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict:
+    import torch
+    from torchvision.models import ResNet50_Weights
+
+    from bench.inputs import photos
+    from bench.load import ProcessSampler, run_load
+    from bench.raw import measure_raw
+    from bench.servers import Server
+    from classifier.artifact import ModelCard, build_model, save_model
+    from classifier.inference import Predictor
+    from classifier.preprocess import Preprocessing
+    from classifier.settings import get_settings
+
+    settings = get_settings()
+    weights = ResNet50_Weights.IMAGENET1K_V2
+    torch.manual_seed(0)
+    model = build_model(1000)
+    card = ModelCard(
+        weights_source="file",
+        labels=list(weights.meta["categories"]),
+        preprocessing=Preprocessing.from_weights(weights),
+        training={"note": "random weights: same speed as the real ones, for benchmarks"},
+    )
+    stored = save_model(model, card)
+    baseline_dir = workdir / "baseline-model"
+    baseline_dir.mkdir()
+    shutil.copy(stored.path_of("weights.pt"), baseline_dir / "weights.pt")
+    (baseline_dir / "card.json").write_text(json.dumps(stored.info.metadata))
+    bodies = photos(args.images)
+    results: dict = {"machine": machine(), "settings": settings.model_dump(), "contenders": {}}
+
+    print("== raw model, in process", flush=True)
+    predictor = Predictor(model, stored_card(stored), precision=settings.precision)
+    results["raw"] = {"precision": predictor.precision, **measure_raw(predictor)}
+    fp32 = Predictor(build_model(1000), stored_card(stored), precision="fp32")
+    results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=4)
+    del predictor, fp32, model
+    gc.collect()
+    print(json.dumps(results["raw"], indent=1), flush=True)
+
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    contenders = {
+        "service": (
+            [bentoml, "serve", "service:ImageClassifier"],
+            {"CLASSIFIER_MODEL_TAG": str(stored.tag)},
+            "image",
+        ),
+    }
+    if not args.skip_baseline:
+        contenders["tutorial baseline"] = (
+            [sys.executable, "-m", "uvicorn", "bench.baseline:app"],
+            {"BASELINE_MODEL_DIR": str(baseline_dir)},
+            "image",
+        )
+    for name, (command, env, form_field) in contenders.items():
+        print(f"== {name}", flush=True)
+        server = Server(command, env, workdir / f"{name}.log", cwd=ROOT)
+        try:
+            cold_start = server.wait_ready()
+            time.sleep(2)
+            idle = ProcessSampler(server.process.pid).rss_mb()
+            levels = []
+            for concurrency in args.concurrency:
+                result = run_load(
+                    f"{server.url}/predict",
+                    bodies,
+                    form_field=form_field,
+                    concurrency=concurrency,
+                    seconds=args.seconds,
+                    pid=server.process.pid,
+                )
+                levels.append(
+                    {
+                        "concurrency": concurrency,
+                        "throughput": result.throughput,
+                        "p50_ms": result.percentile(50),
+                        "p95_ms": result.percentile(95),
+                        "p99_ms": result.percentile(99),
+                        "ok": result.ok,
+                        "errors": result.errors,
+                        "cpu_percent": result.cpu_percent,
+                        "peak_rss_mb": result.peak_rss_mb,
+                    }
+                )
+                print(json.dumps(levels[-1]), flush=True)
+        finally:
+            server.stop()
+        results["contenders"][name] = {
+            "cold_start_s": cold_start,
+            "idle_rss_mb": idle,
+            "levels": levels,
+        }
+    return results
+
+
+def stored_card(stored):
+    from classifier.artifact import ModelCard
+
+    return ModelCard.model_validate(stored.info.metadata)
+
+
+def machine() -> dict:
+    import platform
+
+    import bentoml
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "bentoml": bentoml.__version__,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
