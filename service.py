@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, get_origin
@@ -162,6 +164,11 @@ class ImageClassifier:
         )
         # before /readyz answers, so that the first requests are not slow
         self.predictor.warm_up((1, settings.max_batch_size))
+        # Decoding more images at once than there are cores only slows the model down;
+        # uploads wait their turn here instead.
+        self.prepare_pool = ThreadPoolExecutor(
+            settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
+        )
 
     @bentoml.api(
         batchable=True,
@@ -195,7 +202,7 @@ class ImageClassifier:
         """Classify one uploaded image (multipart field `image`)."""
         try:
             top_k = self._top_k(top_k)
-            prepared = await asyncio.to_thread(self._prepare, image.read_bytes, top_k)
+            prepared = await self._in_pool(self._prepare, image.read_bytes, top_k)
             result = await self._classify(prepared)
         except ClientError as error:
             return _error(error)
@@ -207,7 +214,7 @@ class ImageClassifier:
 
         async def answer(path: Path) -> BatchItem:
             try:
-                prepared = await asyncio.to_thread(self._prepare, path.read_bytes, top_k)
+                prepared = await self._in_pool(self._prepare, path.read_bytes, top_k)
             except InvalidImage as error:
                 return BatchItem(error=error.message)
             return await self._classify(prepared)
@@ -224,7 +231,7 @@ class ImageClassifier:
         """Classify one image sent as base64 in JSON (for mobile and browser clients)."""
         try:
             top_k = self._top_k(top_k)
-            prepared = await asyncio.to_thread(self._prepare, lambda: decode_base64(image), top_k)
+            prepared = await self._in_pool(self._prepare, lambda: decode_base64(image), top_k)
             result = await self._classify(prepared)
         except ClientError as error:
             return _error(error)
@@ -261,6 +268,9 @@ class ImageClassifier:
                 f"top_k is {k}, but the model has only {self.card.num_classes} labels"
             )
         return k
+
+    async def _in_pool(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.prepare_pool, function, *args)
 
     def _prepare(self, read, k: int) -> PreparedImage:
         """Runs in a worker thread: bytes to validated, resized, cropped pixels."""

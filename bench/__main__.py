@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     from bench.inputs import photos
     from bench.load import ProcessSampler, run_load
-    from bench.raw import measure_raw
+    from bench.raw import measure_preprocessing, measure_raw
     from bench.servers import Server
     from classifier.artifact import ModelCard, build_model, save_model
     from classifier.inference import Predictor
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     results["raw"] = {"precision": predictor.precision, **measure_raw(predictor)}
     fp32 = Predictor(build_model(1000), stored_card(stored), precision="fp32")
     results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=4)
+    resize = card.preprocessing.resize_size if settings.fast_jpeg_decode else None
+    results["preprocessing"] = measure_preprocessing(bodies, card.preprocessing, resize)
     del predictor, fp32, model
     gc.collect()
     print(json.dumps(results["raw"], indent=1), flush=True)

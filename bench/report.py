@@ -54,6 +54,8 @@ def render(results: dict, plot: Path) -> str:
         "",
         f"![throughput and p99 latency against concurrency]({plot})",
         "",
+        *where_the_time_goes(results),
+        "",
         "| contender | start to ready | RSS at idle |",
         "|---|---:|---:|",
         *(
@@ -69,6 +71,31 @@ def render(results: dict, plot: Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def where_the_time_goes(results: dict) -> list[str]:
+    """The service's ceiling on this machine once decoding shares the cores with the model."""
+    prep = results.get("preprocessing")
+    if not prep:
+        return []
+    cores, raw = results["machine"]["cores"], results["raw"]["best_throughput"]
+    ceiling = cores / (cores / raw + prep["mean_ms"] / 1000)
+    best = max(lvl["throughput"] for lvl in results["contenders"]["service"]["levels"])
+    return [
+        "## Where the time goes",
+        "",
+        f"Decoding, validating, resizing and cropping one input photo costs "
+        f"{prep['mean_ms']:.1f} ms of one core on average (at most {prep['max_ms']:.1f} ms, for "
+        f"the 4000x3000 ones), measured in process. The model uses every core for "
+        f"{1000 * cores / raw:.1f} core-ms per image at its best batch size. So even with "
+        f"perfect overlap, the service cannot exceed {cores} / ({cores} / {raw:.1f} + "
+        f"{prep['mean_ms'] / 1000:.4f}) = **{ceiling:.1f} images/s** on these inputs and "
+        f"this machine ({ceiling / raw:.2f} of the raw limit); its best here was {best:.1f} "
+        f"images/s, {best / ceiling:.0%} of that ceiling: the rest is spent on HTTP, multipart "
+        "parsing, the in-process hop into the batcher and the batcher's waits, which a profile "
+        "under load must still apportion.",
+        "",
+    ]
 
 
 def targets(results: dict) -> list[tuple[str, str, bool]]:

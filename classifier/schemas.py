@@ -88,7 +88,7 @@ class ModelInfo(BaseModel):
                 "precision": "bf16",
                 "device": "cpu",
                 "max_batch_size": 16,
-                "max_latency_ms": 5000,
+                "max_latency_ms": 20000,
                 "limits": {"max_request_bytes": 33554432},
             }
         }

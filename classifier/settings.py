@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = one per core.")
+    prepare_threads: int = Field(
+        0, ge=0, description="Threads that decode and resize uploads; 0 = one per core."
+    )
 
     fast_jpeg_decode: bool = Field(
         True, description="Decode large JPEGs at reduced scale (no smaller than the resize)."
@@ -29,7 +32,11 @@ class Settings(BaseSettings):
 
     max_batch_size: int = Field(16, ge=2, description="Adaptive batching: largest batch.")
     max_latency_ms: int = Field(
-        5000, ge=10, description="Adaptive batching: longest a request may wait to be batched."
+        20000,
+        ge=10,
+        description="Adaptive batching: a request that would wait longer for the model gets 503. "
+        "Generous, because 64 clients on 2 cores already queue for seconds; shedding load early "
+        "is the job of admission control, not of the batcher.",
     )
 
     max_request_bytes: int = Field(32 * MiB, ge=1024, description="Larger bodies get 413.")
