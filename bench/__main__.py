@@ -27,8 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=24, help="distinct photos sent")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--plot", type=Path, default=ROOT / "bench" / "throughput.png")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -38,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    args.json.write_text(json.dumps(results, indent=1))
-    from bench.report import write_report
+    from bench.report import RESULTS, rerender
 
-    write_report(results, args.output, args.plot)
-    print(f"wrote {args.output}, {args.plot} and {args.json}")
+    RESULTS.write_text(json.dumps(results, indent=1))
+    rerender(args.output)
+    print(f"wrote {args.output}, bench/throughput.png and {RESULTS}")
     return 0
 
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+PRECISION = ROOT / "bench" / "precision.json"
+PLOT = ROOT / "bench" / "throughput.png"
 
-def write_report(results: dict, output: Path, plot: Path) -> None:
-    plot_levels(results, plot)
-    output.write_text(render(results, plot.relative_to(output.parent)))
+
+def rerender(output: Path = ROOT / "BENCHMARKS.md") -> None:
+    """BENCHMARKS.md and the plot from the latest bench/results.json and bench/precision.json."""
+    results = json.loads(RESULTS.read_text())
+    if PRECISION.exists():
+        results["precision"] = json.loads(PRECISION.read_text())
+    plot_levels(results, PLOT)
+    output.write_text(render(results, Path(os.path.relpath(PLOT, output.parent))))
 
 
 def render(results: dict, plot: Path) -> str:
@@ -69,8 +80,30 @@ def render(results: dict, plot: Path) -> str:
         "|---|---|---|",
         *(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(results)),
         "",
+        *precision_section(results.get("precision")),
     ]
     return "\n".join(lines)
+
+
+def precision_section(precision: dict | None) -> list[str]:
+    if not precision:
+        return ["Precision against fp32: run `python -m bench.precision`.", ""]
+    lines = [
+        "## Precision against fp32 (`python -m bench.precision`)",
+        "",
+        "| model and images | precision | top-1 agreement | max abs probability difference | "
+        "mean abs difference | fp32 mean top-1 probability |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, rows in precision.items():
+        for precision_name, row in rows.items():
+            lines.append(
+                f"| {name} | {precision_name} | {row['top1_agreement']:.1%} | "
+                f"{row['max_abs_probability_difference']:.4f} | "
+                f"{row['mean_abs_probability_difference']:.6f} | "
+                f"{row['fp32_top1_probability_mean']:.3f} |"
+            )
+    return [*lines, ""]
 
 
 def where_the_time_goes(results: dict) -> list[str]:

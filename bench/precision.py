@@ -1,0 +1,118 @@
+"""How much lower precision changes the answers: `python -m bench.precision`.
+
+Compares each precision this machine runs (bf16 on CPUs with native bf16 and on GPUs, fp16 on
+GPUs) with fp32 on fixed image sets: the demo model on rendered shapes (a model whose answers
+mean something) and a random-weight ImageNet-shaped ResNet50 on generated photographs. Writes
+bench/precision.json and re-renders BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compare(model_factory, card, pixels, precisions) -> dict:
+    """Top-1 agreement and probability differences of each precision against fp32."""
+    from classifier.inference import Predictor
+
+    reference = Predictor(model_factory(), card, precision="fp32").predict(pixels)
+    rows = {}
+    for precision in precisions:
+        probabilities = Predictor(model_factory(), card, precision=precision).predict(pixels)
+        difference = (probabilities - reference).abs()
+        rows[precision] = {
+            "images": len(pixels),
+            "top1_agreement": float(
+                (probabilities.argmax(1) == reference.argmax(1)).float().mean()
+            ),
+            "max_abs_probability_difference": float(difference.max()),
+            "mean_abs_probability_difference": float(difference.mean()),
+            "fp32_top1_probability_mean": float(reference.max(1).values.mean()),
+        }
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "precision.json")
+    args = parser.parse_args(argv)
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bench-precision-")
+
+    import io
+
+    import numpy as np
+    import torch
+    from torchvision.models import ResNet50_Weights
+
+    from bench.inputs import photos
+    from classifier.artifact import ModelCard, build_model
+    from classifier.inference import cpu_supports_bf16
+    from classifier.ingest import load_image
+    from classifier.preprocess import Preprocessing
+    from train.demo import DemoConfig, train_demo
+    from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render
+
+    precisions = ["bf16"] if cpu_supports_bf16() or torch.cuda.is_available() else []
+    if torch.cuda.is_available():
+        precisions.append("fp16")
+
+    weights = ResNet50_Weights.IMAGENET1K_V2
+    card = ModelCard(
+        weights_source="file",
+        labels=list(weights.meta["categories"]),
+        preprocessing=Preprocessing.from_weights(weights),
+    )
+    pixels = np.stack(
+        [card.preprocessing.prepare(load_image(p, max_pixels=10**9)) for p in photos(32)]
+    )
+
+    def random_model():
+        torch.manual_seed(0)
+        return build_model(1000)
+
+    results = {"random weights, 32 photographs": compare(random_model, card, pixels, precisions)}
+
+    print("training the demo model for the comparison (about 3 minutes)", flush=True)
+    demo, demo_card, *_ = train_demo(DemoConfig())
+    state = {k: v.clone() for k, v in demo.state_dict().items()}
+
+    def demo_model():
+        model = build_model(len(demo_card.labels))
+        model.load_state_dict(state)
+        return model
+
+    styles = TRAIN_STYLES + HELD_OUT_STYLES
+    shapes = [
+        render(shape, styles[n % len(styles)], 128, seed=50_000 + 100 * i + n)
+        for i, shape in enumerate(SHAPES)
+        for n in range(20)
+    ]
+    buffers = []
+    for shape in shapes:
+        buffer = io.BytesIO()
+        shape.save(buffer, "PNG")
+        buffers.append(buffer.getvalue())
+    demo_pixels = np.stack(
+        [demo_card.preprocessing.prepare(load_image(b, max_pixels=10**9)) for b in buffers]
+    )
+    results["demo model, 100 rendered shapes"] = compare(
+        demo_model, demo_card, demo_pixels, precisions
+    )
+    args.json.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+    from bench.report import rerender
+
+    rerender()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
