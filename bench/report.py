@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 PRECISION = ROOT / "bench" / "precision.json"
+SWEEP = ROOT / "bench" / "sweep.json"
 PLOT = ROOT / "bench" / "throughput.png"
 
 
@@ -17,6 +18,8 @@ def rerender(output: Path = ROOT / "BENCHMARKS.md") -> None:
     results = json.loads(RESULTS.read_text())
     if PRECISION.exists():
         results["precision"] = json.loads(PRECISION.read_text())
+    if SWEEP.exists():
+        results["sweep"] = json.loads(SWEEP.read_text())
     plot_levels(results, PLOT)
     output.write_text(render(results, Path(os.path.relpath(PLOT, output.parent))))
 
@@ -81,8 +84,27 @@ def render(results: dict, plot: Path) -> str:
         *(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(results)),
         "",
         *precision_section(results.get("precision")),
+        *sweep_section(results.get("sweep")),
     ]
     return "\n".join(lines)
+
+
+def sweep_section(sweep: list | None) -> list[str]:
+    if not sweep:
+        return ["Batcher settings sweep: run `python -m bench.sweep`.", ""]
+    lines = [
+        "## Batcher settings (`python -m bench.sweep`)",
+        "",
+        "| max_batch_size | max_latency_ms | clients | images/s | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sweep:
+        errors = ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "0"
+        lines.append(
+            f"| {row['max_batch_size']} | {row['max_latency_ms']} | {row['concurrency']} | "
+            f"{row['throughput']:.1f} | {row['p99_ms']:.0f} | {errors} |"
+        )
+    return [*lines, ""]
 
 
 def precision_section(precision: dict | None) -> list[str]:
