@@ -58,7 +58,7 @@ def render(results: dict, plot: Path) -> str:
     ]
     for name, contender in results["contenders"].items():
         for level in contender["levels"]:
-            errors = ", ".join(f"{k}: {v}" for k, v in level["errors"].items()) or "0"
+            errors = errors_text(level["errors"])
             lines.append(
                 f"| {name} | {level['concurrency']} | {level['throughput']:.1f} | "
                 f"{level['p50_ms']:.0f} | {level['p95_ms']:.0f} | {level['p99_ms']:.0f} | "
@@ -89,6 +89,11 @@ def render(results: dict, plot: Path) -> str:
     return "\n".join(lines)
 
 
+def errors_text(errors: dict[str, int]) -> str:
+    """Errors by status, e.g. "503: 9, timeout: 1", or 0."""
+    return ", ".join(f"{status}: {count}" for status, count in errors.items()) or "0"
+
+
 def sweep_section(sweep: list | None) -> list[str]:
     if not sweep:
         return ["Batcher settings sweep: run `python -m bench.sweep`.", ""]
@@ -99,7 +104,7 @@ def sweep_section(sweep: list | None) -> list[str]:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in sweep:
-        errors = ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "0"
+        errors = errors_text(row["errors"])
         lines.append(
             f"| {row['max_batch_size']} | {row['max_latency_ms']} | {row['concurrency']} | "
             f"{row['throughput']:.1f} | {row['p99_ms']:.0f} | {errors} |"
