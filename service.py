@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from classifier.artifact import load_model
 from classifier.errors import ClientError, InvalidImage
 from classifier.inference import Predictor, top_k
-from classifier.ingest import decode_base64, load_image
+from classifier.ingest import decode_base64
 from classifier.schemas import (
     BatchItem,
     BatchResponse,
@@ -274,15 +274,11 @@ class ImageClassifier:
 
     def _prepare(self, read, k: int) -> PreparedImage:
         """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
-        image = load_image(
-            read(),
-            max_pixels=settings.max_image_pixels,
-            max_bytes=settings.max_request_bytes,
-            min_short_side=self.card.preprocessing.resize_size
-            if settings.fast_jpeg_decode
-            else None,
+        # No byte limit here: RequestSizeLimit already bounds every body, so every image in it.
+        pixels = self.card.preprocessing.prepare_bytes(
+            read(), max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
         )
-        return PreparedImage(pixels=self.card.preprocessing.prepare(image).tobytes(), top_k=k)
+        return PreparedImage(pixels=pixels.tobytes(), top_k=k)
 
     async def _classify(self, image: PreparedImage) -> BatchItem:
         """One image through the adaptive batcher (`classify`), which groups concurrent calls."""

@@ -72,8 +72,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     results["raw"] = {"precision": predictor.precision, **measure_raw(predictor)}
     fp32 = Predictor(build_model(1000), card, precision="fp32")
     results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=4)
-    resize = card.preprocessing.resize_size if settings.fast_jpeg_decode else None
-    results["preprocessing"] = measure_preprocessing(bodies, card.preprocessing, resize)
+    results["preprocessing"] = measure_preprocessing(
+        bodies, card.preprocessing, settings.fast_jpeg_decode
+    )
     del predictor, fp32, model
     gc.collect()
     print(json.dumps(results["raw"], indent=1), flush=True)

@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     from bench.inputs import photos
     from classifier.artifact import ModelCard, build_model
     from classifier.inference import cpu_supports_bf16
-    from classifier.ingest import load_image
     from classifier.preprocess import Preprocessing
     from train.demo import DemoConfig, train_demo
     from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         preprocessing=Preprocessing.from_weights(weights),
     )
     pixels = np.stack(
-        [card.preprocessing.prepare(load_image(p, max_pixels=10**9)) for p in photos(32)]
+        [card.preprocessing.prepare_bytes(p, max_pixels=10**9, fast_jpeg=False) for p in photos(32)]
     )
 
     def random_model():
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         shape.save(buffer, "PNG")
         buffers.append(buffer.getvalue())
     demo_pixels = np.stack(
-        [demo_card.preprocessing.prepare(load_image(b, max_pixels=10**9)) for b in buffers]
+        [demo_card.preprocessing.prepare_bytes(b, max_pixels=10**9) for b in buffers]
     )
     results["demo model, 100 rendered shapes"] = compare(
         demo_model, demo_card, demo_pixels, precisions

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from .ingest import load_image
+
 # Images longer than this many times their short side are trimmed before resizing; the
 # centre crop would discard the trimmed part anyway, and a 10000x1 image would otherwise be
 # resized to 2320000x232.
@@ -65,6 +67,16 @@ class Preprocessing(BaseModel):
         )
         image = F.center_crop(image, [self.crop_size])
         return np.array(image, dtype=np.uint8)  # a writable copy, as torch wants
+
+    def prepare_bytes(self, data: bytes, *, max_pixels: int, fast_jpeg: bool = True) -> np.ndarray:
+        """Untrusted encoded bytes to (crop, crop, 3) uint8 pixels; `InvalidImage` if unusable.
+
+        `fast_jpeg` lets a large JPEG decode at reduced scale, never below `resize_size`.
+        """
+        image = load_image(
+            data, max_pixels=max_pixels, min_short_side=self.resize_size if fast_jpeg else None
+        )
+        return self.prepare(image)
 
     def normalize(self, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 pixels to the model's (N, 3, H, W) float32 input."""

@@ -68,3 +68,13 @@ def test_reduced_decoding_leaves_small_and_non_jpeg_images_alone():
     small = load_image(images.jpeg(size=(200, 150)), max_pixels=10**7, min_short_side=232)
     png = load_image(images.png(size=(1200, 900)), max_pixels=10**7, min_short_side=232)
     assert small.size == (200, 150) and png.size == (1200, 900)
+
+
+def test_prepare_bytes_is_load_then_prepare():
+    spec = Preprocessing.from_weights(WEIGHTS)
+    data = images.jpeg(seed=4, size=(1600, 1200))
+    fast = spec.prepare_bytes(data, max_pixels=10**7)
+    exact = spec.prepare_bytes(data, max_pixels=10**7, fast_jpeg=False)
+    reduced = load_image(data, max_pixels=10**7, min_short_side=spec.resize_size)
+    assert np.array_equal(fast, spec.prepare(reduced))
+    assert np.array_equal(exact, spec.prepare(load_image(data, max_pixels=10**7)))
