@@ -7,9 +7,16 @@ fails the requests batched with it.
 
 from __future__ import annotations
 
+import os
+
+# torch's OpenMP threads otherwise spin at every barrier and take the cores from the threads
+# that decode uploads; measured in BENCHMARKS.md. Before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import asyncio
 import json
-import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
@@ -25,6 +32,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
 
 from classifier.artifact import load_model
+from classifier.batching import Batcher
 from classifier.errors import ClientError, InvalidImage
 from classifier.inference import Predictor, top_k
 from classifier.ingest import decode_base64
@@ -40,6 +48,20 @@ from classifier.settings import get_settings
 
 settings = get_settings()
 INTERNAL_ATTEMPTS = 3
+
+BATCH_SIZE = bentoml.metrics.Histogram(
+    name="classifier_batch_size",
+    documentation="Images per model call",
+    buckets=[1, 2, 4, 8, 16, 32, 64, 128],
+)
+QUEUE_SECONDS = bentoml.metrics.Histogram(
+    name="classifier_queue_seconds",
+    documentation="Time the oldest image of a batch waited for the model (continuous batching)",
+)
+MODEL_SECONDS = bentoml.metrics.Histogram(
+    name="classifier_model_seconds",
+    documentation="Time of one model call (a whole batch)",
+)
 
 TopK = Annotated[
     int | None,
@@ -164,6 +186,17 @@ class ImageClassifier:
         )
         # before /readyz answers, so that the first requests are not slow
         self.predictor.warm_up((1, settings.max_batch_size))
+        # BentoML's batcher (`classify`) and ours must never run the model at the same time
+        self.model_lock = threading.Lock()
+        self.batcher = None
+        if settings.batching == "continuous":
+            self.batcher = Batcher(
+                self._run_batch,
+                max_batch_size=settings.max_batch_size,
+                max_queue=settings.max_queue,
+                on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
+                name="model",
+            )
         # Decoding more images at once than there are cores only slows the model down;
         # uploads wait their turn here instead.
         self.prepare_pool = ThreadPoolExecutor(
@@ -177,64 +210,85 @@ class ImageClassifier:
         input_spec=ClassifyBody,
     )
     def classify(self, images: list[PreparedImage]) -> list[BatchItem]:
-        """Classify prepared pixels; the other APIs call this to join adaptive batches."""
+        """Classify prepared 224x224 RGB pixels (for clients that resize themselves), batched
+        by BentoML's adaptive batcher."""
         size = self.card.preprocessing.crop_size
         expected = size * size * 3
-        results = [
+        results: list[BatchItem | None] = [
             None
             if len(image.pixels) == expected
             else BatchItem(error=f"pixels must be {size}x{size}x3 = {expected} bytes")
             for image in images
         ]
         valid = [i for i, result in enumerate(results) if result is None]
-        if valid:
-            pixels = np.stack(
-                [np.frombuffer(images[i].pixels, np.uint8).reshape(size, size, 3) for i in valid]
-            )
-            probabilities = self.predictor.predict(pixels)
-            for row, i in enumerate(valid):
-                predictions = top_k(probabilities[row], self.card.labels, images[i].top_k)
-                results[i] = BatchItem(predictions=predictions)
+        answers = self._run_batch(
+            [
+                (np.frombuffer(images[i].pixels, np.uint8).reshape(size, size, 3), images[i].top_k)
+                for i in valid
+            ]
+        )
+        for i, answer in zip(valid, answers):
+            results[i] = answer
         return results
 
+    def _run_batch(self, batch: list[tuple[np.ndarray, int]]) -> list[BatchItem]:
+        """(pixels, top_k) pairs through the model at once."""
+        if not batch:
+            return []
+        with self.model_lock:
+            started = time.perf_counter()
+            probabilities = self.predictor.predict(np.stack([pixels for pixels, _ in batch]))
+            MODEL_SECONDS.observe(time.perf_counter() - started)
+            BATCH_SIZE.observe(len(batch))
+        labels = self.card.labels
+        return [
+            BatchItem(predictions=top_k(probabilities[row], labels, k))
+            for row, (_, k) in enumerate(batch)
+        ]
+
     @bentoml.api(input_spec=PredictForm)
-    async def predict(self, image: Path, top_k: int | None) -> PredictResponse:
+    async def predict(
+        self, image: Path, top_k: int | None, ctx: bentoml.Context
+    ) -> PredictResponse:
         """Classify one uploaded image (multipart field `image`)."""
+        timing = Timing(ctx)
         try:
-            top_k = self._top_k(top_k)
-            prepared = await self._in_pool(self._prepare, image.read_bytes, top_k)
-            result = await self._classify(prepared)
+            result = await self._answer(image.read_bytes, self._top_k(top_k), timing)
         except ClientError as error:
-            return _error(error)
+            return _error(error, ctx)
         return PredictResponse(model=self.tag, predictions=result.predictions)
 
     @bentoml.api(input_spec=PredictBatchForm)
-    async def predict_batch(self, images: list[Path], top_k: int | None) -> BatchResponse:
+    async def predict_batch(
+        self, images: list[Path], top_k: int | None, ctx: bentoml.Context
+    ) -> BatchResponse:
         """Classify several uploaded images; an unreadable one gets its own `error` entry."""
+        timing = Timing(ctx)
 
         async def answer(path: Path) -> BatchItem:
             try:
-                prepared = await self._in_pool(self._prepare, path.read_bytes, top_k)
+                return await self._answer(path.read_bytes, top_k, timing)
             except InvalidImage as error:
                 return BatchItem(error=error.message)
-            return await self._classify(prepared)
 
         try:
             top_k = self._top_k(top_k)
             results = await asyncio.gather(*(answer(path) for path in images))
         except ClientError as error:
-            return _error(error)
+            return _error(error, ctx)
         return BatchResponse(model=self.tag, results=results)
 
     @bentoml.api(input_spec=Base64Body)
-    async def predict_base64(self, image: str, top_k: int | None) -> PredictResponse:
+    async def predict_base64(
+        self, image: str, top_k: int | None, ctx: bentoml.Context
+    ) -> PredictResponse:
         """Classify one image sent as base64 in JSON (for mobile and browser clients)."""
+        timing = Timing(ctx)
         try:
-            top_k = self._top_k(top_k)
-            prepared = await self._in_pool(self._prepare, lambda: decode_base64(image), top_k)
-            result = await self._classify(prepared)
+            k = self._top_k(top_k)
+            result = await self._answer(lambda: decode_base64(image), k, timing)
         except ClientError as error:
-            return _error(error)
+            return _error(error, ctx)
         return PredictResponse(model=self.tag, predictions=result.predictions)
 
     def describe(self) -> ModelInfo:
@@ -251,9 +305,11 @@ class ImageClassifier:
             validation_accuracy=card.validation_accuracy,
             precision=self.predictor.precision,
             device=str(self.predictor.device),
+            batching=settings.batching,
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
             limits={
+                "max_queue": settings.max_queue,
                 "max_request_bytes": settings.max_request_bytes,
                 "max_image_pixels": settings.max_image_pixels,
                 "max_batch_images": settings.max_batch_images,
@@ -269,19 +325,35 @@ class ImageClassifier:
             )
         return k
 
-    async def _in_pool(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.prepare_pool, function, *args)
+    async def _answer(self, read, k: int, timing: Timing) -> BatchItem:
+        """Bytes from `read()` to an answer: prepared in the decode pool, then batched."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        pixels = await loop.run_in_executor(self.prepare_pool, self._prepare, read)
+        timing.add("prepare", time.perf_counter() - started)
+        if self.batcher is None:
+            started = time.perf_counter()
+            answer = await self._classify_via_bentoml(
+                PreparedImage(pixels=pixels.tobytes(), top_k=k)
+            )
+            timing.add("batch", time.perf_counter() - started)
+            return answer
+        phases: dict[str, float] = {}
+        answer = await self.batcher.submit((pixels, k), phases)
+        for name, seconds in phases.items():
+            timing.add(name, seconds)
+        return answer
 
-    def _prepare(self, read, k: int) -> PreparedImage:
+    def _prepare(self, read) -> np.ndarray:
         """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
         # No byte limit here: RequestSizeLimit already bounds every body, so every image in it.
-        pixels = self.card.preprocessing.prepare_bytes(
+        return self.card.preprocessing.prepare_bytes(
             read(), max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
         )
-        return PreparedImage(pixels=pixels.tobytes(), top_k=k)
 
-    async def _classify(self, image: PreparedImage) -> BatchItem:
-        """One image through the adaptive batcher (`classify`), which groups concurrent calls."""
+    async def _classify_via_bentoml(self, image: PreparedImage) -> BatchItem:
+        """One image through BentoML's adaptive batcher, by calling `classify` over BentoML's
+        in-process client (settings.batching == "bentoml")."""
         for attempt in range(INTERNAL_ATTEMPTS):
             try:
                 [answer] = await self.to_async.classify([image])
@@ -296,6 +368,23 @@ class ImageClassifier:
                 # idempotent, so send it again on the new session.
                 if attempt == INTERNAL_ATTEMPTS - 1:
                     raise
+
+
+class Timing:
+    """Seconds per phase of one request, sent back as a Server-Timing header (milliseconds).
+
+    For several images (/predict_batch), each phase is the slowest image's.
+    """
+
+    def __init__(self, ctx: bentoml.Context) -> None:
+        self.phases: dict[str, float] = {}
+        self.headers = ctx.response.headers
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = max(seconds, self.phases.get(phase, 0.0))
+        self.headers["Server-Timing"] = ", ".join(
+            f"{name};dur={value * 1000:.1f}" for name, value in self.phases.items()
+        )
 
 
 def _model_tag() -> str:
@@ -317,10 +406,13 @@ def info() -> ModelInfo:
     return bentoml.get_current_service().describe()
 
 
-def _error(error: ClientError) -> JSONResponse:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+def _error(error: ClientError, ctx: bentoml.Context) -> JSONResponse:
+    # BentoML applies the context's status and headers to any response of an API that takes one
+    ctx.response.status_code = error.status
+    if error.retry_after:
+        ctx.response.headers["Retry-After"] = str(error.retry_after)
     body = ErrorResponse(error=error.message).model_dump()
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return JSONResponse(body, status_code=error.status)
 
 
 class RequestSizeLimit:

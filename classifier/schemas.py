@@ -87,6 +87,7 @@ class ModelInfo(BaseModel):
                 "validation_accuracy": 0.80858,
                 "precision": "bf16",
                 "device": "cpu",
+                "batching": "continuous",
                 "max_batch_size": 16,
                 "max_latency_ms": 20000,
                 "limits": {"max_request_bytes": 33554432},
@@ -105,6 +106,7 @@ class ModelInfo(BaseModel):
     validation_accuracy: float | None
     precision: str
     device: str
+    batching: str = Field(description="continuous (in process) or bentoml (CorkDispatcher).")
     max_batch_size: int
     max_latency_ms: int
     limits: dict[str, int]

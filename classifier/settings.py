@@ -30,13 +30,24 @@ class Settings(BaseSettings):
         True, description="Decode large JPEGs at reduced scale (no smaller than the resize)."
     )
 
-    max_batch_size: int = Field(16, ge=2, description="Adaptive batching: largest batch.")
+    batching: Literal["continuous", "bentoml"] = Field(
+        "continuous",
+        description="continuous: the APIs batch in process (the model takes whatever is queued "
+        "whenever it is free); bentoml: they call the batchable `classify` API through BentoML's "
+        "in-process client and its CorkDispatcher. `python -m bench` measures both.",
+    )
+    max_batch_size: int = Field(16, ge=2, description="Largest batch the model runs.")
+    max_queue: int = Field(
+        256,
+        ge=1,
+        description="Images waiting for the model (continuous batching); more get 503 at once, "
+        "with Retry-After.",
+    )
     max_latency_ms: int = Field(
         20000,
         ge=10,
-        description="Adaptive batching: a request that would wait longer for the model gets 503. "
-        "Generous, because 64 clients on 2 cores already queue for seconds; shedding load early "
-        "is the job of admission control, not of the batcher.",
+        description="BentoML's batcher (`classify`, and the APIs with batching=bentoml): a "
+        "request that would wait longer for the model gets 503.",
     )
 
     max_request_bytes: int = Field(32 * MiB, ge=1024, description="Larger bodies get 413.")

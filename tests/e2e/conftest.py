@@ -36,6 +36,25 @@ def server(stored_model, tmp_path_factory):
         running.stop()
 
 
+@pytest.fixture(scope="module")
+def make_server(stored_model, tmp_path_factory):
+    """Start extra servers with other settings; each is stopped when its test module ends."""
+    started: list[Server] = []
+
+    def start(**settings: str) -> Server:
+        env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": str(stored_model.tag), **settings}
+        running = serve(
+            "service:ImageClassifier", env, tmp_path_factory.mktemp("logs") / "serve.log"
+        )
+        started.append(running)
+        running.wait_ready()
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 def url(server) -> str:
     return server.url

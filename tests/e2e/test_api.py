@@ -49,7 +49,12 @@ class TestHealth:
         predict(http, images.jpeg())
         metrics = http.get("/metrics").text
         assert "bentoml_service_request_total" in metrics
-        assert "bentoml_service_adaptive_batch_size" in metrics
+        for name in (
+            "classifier_batch_size",
+            "classifier_queue_seconds",
+            "classifier_model_seconds",
+        ):
+            assert f"{name}_count" in metrics, name
 
     @pytest.mark.parametrize("path", ["/predict", "/predict_batch", "/predict_base64", "/info"])
     def test_openapi_documents_every_api_with_examples(self, http, path):

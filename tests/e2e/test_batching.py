@@ -1,27 +1,44 @@
-"""Adaptive batching under concurrency: every caller gets its own answer, bad uploads included."""
+"""Batching under concurrency: every caller gets its own answer, bad uploads included; both
+ways of batching (continuous, the default, and BentoML's CorkDispatcher); overload refused."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import pytest
+
 from tests import images
 
 
+@pytest.fixture(scope="module", params=["continuous", "bentoml"])
+def batching_http(request, make_server):
+    """A client of a server batching one way or the other."""
+    if request.param == "continuous":
+        yield request.getfixturevalue("http")
+        return
+    server = make_server(CLASSIFIER_BATCHING=request.param)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.get("/info").json()["batching"] == request.param
+        yield client
+
+
 def batch_counts(metrics: str) -> tuple[float, float]:
-    """(model calls with one request, all model calls) from the adaptive batch size histogram."""
+    """(model calls with one image, all model calls) from the batch size histogram."""
     singles = total = 0.0
     for line in metrics.splitlines():
-        if not line.startswith("bentoml_service_adaptive_batch_size_"):
+        if not line.startswith("classifier_batch_size_"):
             continue
         value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("bentoml_service_adaptive_batch_size_bucket") and 'le="1.0"' in line:
+        if line.startswith("classifier_batch_size_bucket") and 'le="1.0"' in line:
             singles += value
-        elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+        elif line.startswith("classifier_batch_size_count"):
             total += value
     return singles, total
 
 
-def test_concurrent_requests_each_get_their_own_answer(http):
+def test_concurrent_requests_each_get_their_own_answer(batching_http):
+    http = batching_http
     uploads = [images.jpeg(seed, (160 + 8 * seed, 120)) for seed in range(24)]
     bad = [b"", b"<html>nope</html>", images.HOSTILE["truncated_jpeg"][0]]
     # Alone, one at a time: the reference answers.
@@ -65,9 +82,11 @@ def test_distinct_images_get_distinct_answers(http):
     assert len(scores) > 1
 
 
-def test_sustained_concurrency_never_fails(http):
-    """Hundreds of overlapping requests: BentoML's internal client renews its session every
-    100 calls and drops the calls in flight on the old one; the service must retry them."""
+def test_sustained_concurrency_never_fails(batching_http):
+    """Hundreds of overlapping requests. With batching=bentoml, BentoML's internal client renews
+    its session every 100 calls and drops the calls in flight on the old one; the service must
+    retry them."""
+    http = batching_http
     data = [images.jpeg(seed, (96, 96)) for seed in range(8)]
 
     def send(i: int) -> int:
@@ -77,3 +96,39 @@ def test_sustained_concurrency_never_fails(http):
     with ThreadPoolExecutor(max_workers=32) as pool:
         statuses = list(pool.map(send, range(320)))
     assert statuses.count(200) == len(statuses), sorted(set(statuses))
+
+
+def test_server_timing_says_where_the_time_went(http):
+    response = http.post("/predict", files={"image": ("a.jpg", images.jpeg())})
+    assert response.status_code == 200
+    phases = dict(
+        part.strip().split(";dur=") for part in response.headers["server-timing"].split(",")
+    )
+    assert set(phases) == {"prepare", "queue", "model"}, phases
+    assert all(float(ms) >= 0 for ms in phases.values())
+    assert float(phases["model"]) > 0
+
+
+def test_overload_is_refused_at_once_with_retry_after(make_server):
+    """More images than the queue holds: the excess gets 503 + Retry-After, the rest answers."""
+    server = make_server(CLASSIFIER_MAX_QUEUE="1", CLASSIFIER_MAX_BATCH_SIZE="2")
+    data = images.jpeg(3, (96, 96))
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        expected = http.post("/predict", files={"image": ("a.jpg", data)}).json()
+
+        def send(_):
+            return http.post("/predict", files={"image": ("a.jpg", data)})
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            responses = list(pool.map(send, range(64)))
+        refused = [r for r in responses if r.status_code == 503]
+        answered = [r for r in responses if r.status_code == 200]
+        assert refused and answered and len(refused) + len(answered) == len(responses)
+        for response in refused:
+            assert int(response.headers["retry-after"]) >= 1
+            assert "busy" in response.json()["error"]
+        for response in answered:
+            got = response.json()["predictions"]
+            assert [p["label"] for p in got] == [p["label"] for p in expected["predictions"]]
+        # and it recovers at once
+        assert send(0).status_code == 200

@@ -1,0 +1,145 @@
+"""Continuous batching: concurrent single-image calls grouped into model batches in process.
+
+One model thread takes whatever is queued, up to `max_batch_size`, the moment the previous batch
+is done: an idle model answers a lone request at once, and under load the queue that builds up
+while a batch runs becomes the next batch. Nothing waits on a timer and nothing is serialised:
+callers hand over numpy arrays and get Python objects back on their own event loop.
+
+BentoML's batchable APIs do the same grouping in its `CorkDispatcher`, but calling one from the
+service's own APIs goes through BentoML's in-process HTTP client, which serialises every image's
+pixels to JSON and back; `python -m bench` measures both ways in the same run (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from classifier.errors import ClientError
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Overloaded(ClientError):
+    """The queue is full: refused at once, with a hint of when to come back."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the service is busy; retry shortly", 503, retry_after)
+
+
+@dataclass
+class _Job(Generic[Item, Result]):
+    item: Item
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    queued_at: float
+    timing: dict[str, float] | None
+
+
+class Batcher(Generic[Item, Result]):
+    """`await batcher.submit(item)` returns `run_batch([... item ...])`'s answer for that item.
+
+    `run_batch` runs on the batcher's own thread, one batch at a time, and must return one
+    result per item in order. An exception it raises goes to every caller of that batch.
+    `on_batch(size, queue_seconds, run_seconds)` is called after each batch (for metrics).
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Item]], Sequence[Result]],
+        *,
+        max_batch_size: int,
+        max_queue: int,
+        on_batch: Callable[[int, float, float], None] | None = None,
+        name: str = "batcher",
+    ) -> None:
+        self.run_batch = run_batch
+        self.max_batch_size = max_batch_size
+        self.max_queue = max_queue
+        self.on_batch = on_batch
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    async def submit(self, item: Item, timing: dict[str, float] | None = None) -> Result:
+        """`item`'s result; `timing`, if given, gets the seconds spent in "queue" and "model"."""
+        loop = asyncio.get_running_loop()
+        job = _Job(item, loop.create_future(), loop, time.perf_counter(), timing)
+        with self._ready:
+            if self._closed:
+                raise ClientError("the service is shutting down", 503, 1)
+            if len(self._queue) >= self.max_queue:
+                raise Overloaded(self.retry_after())
+            self._queue.append(job)
+            self._ready.notify()
+        return await job.future
+
+    def retry_after(self) -> int:
+        """Whole seconds until the current queue is likely to have drained (at least 1)."""
+        return max(1, round(len(self._queue) * self._seconds_per_item))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new items, finish the queued ones, and stop the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout)
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:  # closed and drained
+                    return
+                count = min(len(self._queue), self.max_batch_size)
+                jobs = [self._queue.popleft() for _ in range(count)]
+            jobs = [job for job in jobs if not job.future.cancelled()]  # caller went away
+            if jobs:
+                self._run(jobs)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            results, error = self.run_batch([job.item for job in jobs]), None
+            if len(results) != len(jobs):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(jobs)}")
+        except Exception as exception:  # every caller of this batch gets it
+            results, error = [None] * len(jobs), exception
+        elapsed = time.perf_counter() - started
+        self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / len(jobs)
+        for job, result in zip(jobs, results):
+            if job.timing is not None:
+                job.timing["queue"] = started - job.queued_at
+                job.timing["model"] = elapsed
+            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(jobs), started - jobs[0].queued_at, elapsed)
+            except Exception:  # metrics must never stop the model thread
+                logger.exception("on_batch failed")
+
+
+def _settle(future: asyncio.Future, result, error: Exception | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

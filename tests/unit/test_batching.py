@@ -1,0 +1,132 @@
+"""The continuous batcher: grouping, ordering, errors, overload, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from classifier.batching import Batcher, Overloaded
+from classifier.errors import ClientError
+
+
+class Gate:
+    """A run_batch that records its batches and can be held closed to let a queue build up."""
+
+    def __init__(self) -> None:
+        self.batches: list[list] = []
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+
+    def __call__(self, items: list) -> list:
+        self.entered.set()
+        self.open.wait(10)
+        self.batches.append(list(items))
+        if "boom" in items:
+            raise ValueError("boom")
+        return [f"answer to {item}" for item in items]
+
+
+async def hold_then_release(batcher: Batcher, gate: Gate, items: list) -> list:
+    """Start one call, close the gate while it runs, queue `items`, then let everything go."""
+    gate.open.clear()
+    first = asyncio.ensure_future(batcher.submit("first"))
+    await asyncio.to_thread(gate.entered.wait, 10)
+    rest = [asyncio.ensure_future(batcher.submit(item)) for item in items]
+    await asyncio.sleep(0.05)
+    gate.open.set()
+    return await asyncio.gather(first, *rest, return_exceptions=True)
+
+
+def test_a_lone_call_runs_at_once_and_gets_its_own_answer():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+    timing: dict[str, float] = {}
+    assert asyncio.run(batcher.submit("x", timing)) == "answer to x"
+    assert gate.batches == [["x"]]
+    assert set(timing) == {"queue", "model"} and timing["queue"] < 0.5
+
+
+def test_calls_that_queue_while_the_model_runs_become_one_batch_in_order():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=4, max_queue=100)
+    items = [f"image {i}" for i in range(6)]
+    answers = asyncio.run(hold_then_release(batcher, gate, items))
+    assert answers == [f"answer to {item}" for item in ["first", *items]]
+    # the first ran alone; the six that queued meanwhile ran as batches of at most four
+    assert gate.batches == [["first"], items[:4], items[4:]]
+
+
+def test_an_error_reaches_every_caller_of_its_batch_and_the_batcher_goes_on():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=4, max_queue=100)
+    answers = asyncio.run(hold_then_release(batcher, gate, ["a", "boom"]))
+    assert answers[0] == "answer to first"
+    assert all(isinstance(answer, ValueError) for answer in answers[1:])
+    assert asyncio.run(batcher.submit("later")) == "answer to later"
+
+
+class AnswersOnce(Gate):
+    def __call__(self, items: list) -> list:
+        return super().__call__(items)[:1]
+
+
+def test_a_wrong_number_of_results_is_an_error_not_a_mixup():
+    gate = AnswersOnce()
+    batcher = Batcher(gate, max_batch_size=4, max_queue=100)
+    answers = asyncio.run(hold_then_release(batcher, gate, ["a", "b"]))
+    assert answers[0] == "answer to first"  # alone, one answer is right
+    assert all(isinstance(answer, RuntimeError) for answer in answers[1:]), answers
+
+
+def test_a_full_queue_refuses_at_once_with_retry_after():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=4, max_queue=2)
+    answers = asyncio.run(hold_then_release(batcher, gate, ["a", "b", "c", "d"]))
+    refused = [answer for answer in answers if isinstance(answer, Overloaded)]
+    assert len(refused) == 2 and answers[:3] == ["answer to first", "answer to a", "answer to b"]
+    assert all(error.status == 503 and error.retry_after >= 1 for error in refused)
+    assert isinstance(refused[0], ClientError) and "busy" in refused[0].message
+
+
+def test_close_finishes_what_was_queued_and_refuses_the_rest():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=2, max_queue=100)
+
+    async def scenario():
+        gate.open.clear()
+        first = asyncio.ensure_future(batcher.submit("first"))
+        await asyncio.to_thread(gate.entered.wait, 10)
+        queued = [asyncio.ensure_future(batcher.submit(x)) for x in "abc"]
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(asyncio.to_thread(batcher.close, 10))
+        await asyncio.sleep(0.05)
+        with pytest.raises(ClientError, match="shutting down"):
+            await batcher.submit("too late")
+        gate.open.set()
+        await closing
+        return await asyncio.gather(first, *queued)
+
+    assert asyncio.run(scenario()) == [f"answer to {x}" for x in ["first", "a", "b", "c"]]
+    assert not batcher._thread.is_alive()
+
+
+def test_callers_that_went_away_are_not_run():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+
+    async def scenario():
+        gate.open.clear()
+        first = asyncio.ensure_future(batcher.submit("first"))
+        await asyncio.to_thread(gate.entered.wait, 10)
+        gone = asyncio.ensure_future(batcher.submit("gone"))
+        kept = asyncio.ensure_future(batcher.submit("kept"))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        gate.open.set()
+        return await asyncio.gather(first, kept)
+
+    assert asyncio.run(scenario()) == ["answer to first", "answer to kept"]
+    assert gate.batches == [["first"], ["kept"]]
