@@ -7,14 +7,9 @@ fails the requests batched with it.
 
 from __future__ import annotations
 
-import os
-
-# torch's OpenMP threads otherwise spin at every barrier and take the cores from the threads
-# that decode uploads; measured in BENCHMARKS.md. Before anything imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import asyncio
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -166,6 +161,7 @@ info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, opena
 @bentoml.asgi_app(info_app, path="/")
 @bentoml.service(
     traffic={"timeout": 60},
+    workers=settings.workers,
     threads=1,  # one model call at a time; adaptive batching fills it instead
 )
 class ImageClassifier:
@@ -174,6 +170,28 @@ class ImageClassifier:
     model = bentoml.models.BentoModel(settings.model_tag)  # what `bentoml build` packages
 
     def __init__(self) -> None:
+        # BentoML's batcher (`classify`) and ours must never run the model at the same time
+        self.model_lock = threading.Lock()
+        self.batcher = None
+        if settings.batching == "continuous":
+            # the model is loaded, placed and warmed up on the batcher's thread: see Batcher
+            self.batcher = Batcher(
+                self._run_batch,
+                setup=self._load_model,
+                max_batch_size=settings.max_batch_size,
+                max_queue=settings.max_queue,
+                on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
+                name="model",
+            )
+        else:
+            self._load_model()
+        # Decoding more images at once than there are cores only slows the model down;
+        # uploads wait their turn here instead.
+        self.prepare_pool = ThreadPoolExecutor(
+            settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
+        )
+
+    def _load_model(self) -> None:
         stored = bentoml.models.get(_model_tag())
         network, self.card = load_model(stored.path, stored.info.metadata)
         self.tag = str(stored.tag)
@@ -186,22 +204,6 @@ class ImageClassifier:
         )
         # before /readyz answers, so that the first requests are not slow
         self.predictor.warm_up((1, settings.max_batch_size))
-        # BentoML's batcher (`classify`) and ours must never run the model at the same time
-        self.model_lock = threading.Lock()
-        self.batcher = None
-        if settings.batching == "continuous":
-            self.batcher = Batcher(
-                self._run_batch,
-                max_batch_size=settings.max_batch_size,
-                max_queue=settings.max_queue,
-                on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
-                name="model",
-            )
-        # Decoding more images at once than there are cores only slows the model down;
-        # uploads wait their turn here instead.
-        self.prepare_pool = ThreadPoolExecutor(
-            settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
-        )
 
     @bentoml.api(
         batchable=True,

@@ -3,3 +3,8 @@
 Every figure is measured in one run on one machine, so that ratios are comparable; the command
 rewrites BENCHMARKS.md and bench/throughput.png.
 """
+
+# the contenders' names, as the report shows them
+SERVICE = "service"
+BENTOML_BATCHER = "service, BentoML batcher"
+BASELINE = "tutorial baseline"

@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import BASELINE, BENTOML_BATCHER, SERVICE
+
 ROOT = Path(__file__).resolve().parents[1]
+CONTENDERS = [SERVICE, BENTOML_BATCHER, BASELINE]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15, help="measured time per level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32, 64])
     parser.add_argument("--images", type=int, default=24, help="distinct photos sent")
-    parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=CONTENDERS,
+        default=CONTENDERS,
+        help="which servers to measure (default: all)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "BENCHMARKS.md",
+        help="the report; its figures go to bench/ beside it",
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -36,19 +50,19 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    from bench.report import RESULTS, rerender
+    from bench.report import data_file, rerender
 
-    RESULTS.write_text(json.dumps(results, indent=1))
+    data_file(args.output, "results.json").write_text(json.dumps(results, indent=1))
     rerender(args.output)
-    print(f"wrote {args.output}, bench/throughput.png and {RESULTS}")
+    print(f"wrote {args.output} and its figures in {data_file(args.output, '')}")
     return 0
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict:
     import torch
 
-    from bench.inputs import photos
-    from bench.load import ProcessSampler, run_load
+    from bench.inputs import SIZES, photo, photos
+    from bench.load import ProcessSampler
     from bench.raw import measure_preprocessing, measure_raw
     from bench.servers import Server
     from classifier.artifact import build_model
@@ -69,9 +83,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     print("== raw model, in process", flush=True)
     predictor = Predictor(model, card, precision=settings.precision)
-    results["raw"] = {"precision": predictor.precision, **measure_raw(predictor)}
+    results["raw"] = {
+        "precision": predictor.precision,
+        **measure_raw(predictor, seconds=min(6.0, args.seconds)),
+    }
     fp32 = Predictor(build_model(1000), card, precision="fp32")
-    results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=4)
+    results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=min(4.0, args.seconds))
     results["preprocessing"] = measure_preprocessing(
         bodies, card.preprocessing, settings.fast_jpeg_decode
     )
@@ -79,21 +96,25 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     gc.collect()
     print(json.dumps(results["raw"], indent=1), flush=True)
 
+    print("== the service's decoding and batching in process, without HTTP", flush=True)
+    results["pipeline"] = [
+        measure_pipeline(str(stored.tag), clients, args.seconds) for clients in (16, 64)
+    ]
+    print(json.dumps(results["pipeline"]), flush=True)
+
     bentoml = str(Path(sys.executable).with_name("bentoml"))
+    serve = [bentoml, "serve", "service:ImageClassifier"]
+    tag = {"CLASSIFIER_MODEL_TAG": str(stored.tag)}
     contenders = {
-        "service": (
-            [bentoml, "serve", "service:ImageClassifier"],
-            {"CLASSIFIER_MODEL_TAG": str(stored.tag)},
-            "image",
-        ),
-    }
-    if not args.skip_baseline:
-        contenders["tutorial baseline"] = (
+        SERVICE: (serve, tag),
+        BENTOML_BATCHER: (serve, {**tag, "CLASSIFIER_BATCHING": "bentoml"}),
+        BASELINE: (
             [sys.executable, "-m", "uvicorn", "bench.baseline:app"],
             {"BASELINE_MODEL_DIR": str(baseline_dir)},
-            "image",
-        )
-    for name, (command, env, form_field) in contenders.items():
+        ),
+    }
+    for name in args.contenders:
+        command, env = contenders[name]
         print(f"== {name}", flush=True)
         server = Server(command, env, workdir / f"{name}.log", cwd=ROOT)
         try:
@@ -102,28 +123,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             idle = ProcessSampler(server.process.pid).rss_mb()
             levels = []
             for concurrency in args.concurrency:
-                result = run_load(
-                    f"{server.url}/predict",
-                    bodies,
-                    form_field=form_field,
-                    concurrency=concurrency,
-                    seconds=args.seconds,
-                    pid=server.process.pid,
-                )
-                levels.append(
-                    {
-                        "concurrency": concurrency,
-                        "throughput": result.throughput,
-                        "p50_ms": result.percentile(50),
-                        "p95_ms": result.percentile(95),
-                        "p99_ms": result.percentile(99),
-                        "ok": result.ok,
-                        "errors": result.errors,
-                        "cpu_percent": result.cpu_percent,
-                        "peak_rss_mb": result.peak_rss_mb,
-                    }
-                )
+                levels.append(measure_level(server, bodies, concurrency, args.seconds))
                 print(json.dumps(levels[-1]), flush=True)
+            if name == SERVICE:  # what cheap decoding would give: the smallest photos only
+                small = [photo(1000 + i, SIZES[0]) for i in range(8)]
+                results["small_photos"] = {
+                    "size": list(SIZES[0]),
+                    **measure_level(server, small, max(args.concurrency), args.seconds),
+                }
+                print(json.dumps(results["small_photos"]), flush=True)
         finally:
             server.stop()
         results["contenders"][name] = {
@@ -132,6 +140,48 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             "levels": levels,
         }
     return results
+
+
+def measure_level(server, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+    """One closed-loop load level against `server`'s /predict."""
+    from bench.load import batch_counters, mean_batch, run_load
+
+    before = batch_counters(server.url)
+    result = run_load(
+        f"{server.url}/predict",
+        bodies,
+        form_field="image",
+        concurrency=concurrency,
+        seconds=seconds,
+        pid=server.process.pid,
+    )
+    return {
+        "concurrency": concurrency,
+        "throughput": result.throughput,
+        "p50_ms": result.percentile(50),
+        "p95_ms": result.percentile(95),
+        "p99_ms": result.percentile(99),
+        "mean_ms": result.mean_ms,
+        "ok": result.ok,
+        "errors": result.errors,
+        "cpu_percent": result.cpu_percent,
+        "peak_rss_mb": result.peak_rss_mb,
+        "phases_ms": result.mean_phases_ms(),
+        "mean_batch": mean_batch(before, batch_counters(server.url)),
+    }
+
+
+def measure_pipeline(tag: str, clients: int, seconds: float) -> dict:
+    """`python -m bench.pipeline` in a process of its own (its own OpenMP setting)."""
+    import subprocess
+
+    command = [sys.executable, "-m", "bench.pipeline", "--tag", tag, "--clients", str(clients)]
+    done = subprocess.run(
+        [*command, "--seconds", str(seconds)], cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"bench.pipeline failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def save_benchmark_model():

@@ -21,6 +21,8 @@ class LoadResult:
     statuses: collections.Counter = field(default_factory=collections.Counter)
     cpu_percent: float = 0.0  # of one core, server processes only
     peak_rss_mb: float = 0.0
+    # Server-Timing phases of successful requests, ms (servers that send the header)
+    phases_ms: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
 
     @property
     def ok(self) -> int:
@@ -30,12 +32,50 @@ class LoadResult:
     def throughput(self) -> float:
         return self.ok / self.seconds
 
+    @property
+    def mean_ms(self) -> float:
+        return float(np.mean(self.latencies_ms)) if self.latencies_ms else float("nan")
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
     @property
     def errors(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self.statuses.items()) if k != "200"}
+
+    def mean_phases_ms(self) -> dict[str, float]:
+        return {name: float(np.mean(values)) for name, values in self.phases_ms.items()}
+
+
+def batch_counters(base_url: str) -> tuple[float, float] | None:
+    """(images, model calls) so far, from the service's classifier_batch_size histogram."""
+    try:
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for kind in totals:
+            if line.startswith(f"classifier_batch_size_{kind}"):
+                totals[kind] += float(line.rsplit(" ", 1)[1])
+    return (totals["sum"], totals["count"]) if totals["count"] else None
+
+
+def mean_batch(before: tuple[float, float] | None, after: tuple[float, float] | None):
+    """Images per model call between two batch_counters() readings; None if unknown."""
+    if not before or not after or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`prepare;dur=9.1, model;dur=30.2` -> {"prepare": 9.1, "model": 30.2}"""
+    phases = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name and duration:
+            phases[name] = float(duration)
+    return phases
 
 
 def run_load(
@@ -82,6 +122,9 @@ async def _drive(url, bodies, form_field, concurrency, warmup, seconds, result, 
                     result.statuses[status] += 1
                     if status == "200":
                         result.latencies_ms.append((done - now) * 1000)
+                        timing = server_timing(response.headers.get("server-timing", ""))
+                        for phase, ms in timing.items():
+                            result.phases_ms[phase].append(ms)
 
         async def start_sampling() -> None:
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))

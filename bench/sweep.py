@@ -1,7 +1,8 @@
-"""Sweep the batcher's settings: `python -m bench.sweep`.
+"""Sweep the service's tuning settings: `python -m bench.sweep`.
 
-Serves a random-weight ResNet50 with each CLASSIFIER_MAX_BATCH_SIZE x CLASSIFIER_MAX_LATENCY_MS
-pair and loads it at 16 and 64 clients; writes bench/sweep.json and re-renders BENCHMARKS.md.
+Serves a random-weight ResNet50 with the defaults and with one setting changed at a time
+(largest batch, OpenMP waiting, workers against threads, JPEG decoding at reduced scale, BentoML's
+batcher), loads each at 16 and 64 clients, writes bench/sweep.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -15,56 +16,59 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# name -> the environment that differs from the defaults
+CONFIGS = {
+    "defaults": {},
+    "max_batch_size 4": {"CLASSIFIER_MAX_BATCH_SIZE": "4"},
+    "max_batch_size 8": {"CLASSIFIER_MAX_BATCH_SIZE": "8"},
+    "max_batch_size 32": {"CLASSIFIER_MAX_BATCH_SIZE": "32"},
+    "OpenMP threads never spin (OMP_WAIT_POLICY=PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "2 workers x 1 thread": {
+        "CLASSIFIER_WORKERS": "2",
+        "CLASSIFIER_THREADS": "1",
+        "CLASSIFIER_PREPARE_THREADS": "1",
+    },
+    "full-size JPEG decoding": {"CLASSIFIER_FAST_JPEG_DECODE": "false"},
+    "BentoML batcher, max_latency_ms 2000": {
+        "CLASSIFIER_BATCHING": "bentoml",
+        "CLASSIFIER_MAX_LATENCY_MS": "2000",
+    },
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 16, 32])
-    parser.add_argument("--latencies-ms", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
 
-    from bench.__main__ import save_benchmark_model
+    from bench.__main__ import measure_level, save_benchmark_model
     from bench.inputs import photos
-    from bench.load import run_load
-    from bench.report import SWEEP, rerender
+    from bench.report import data_file, rerender
     from bench.servers import Server
 
     stored = save_benchmark_model()
     bodies = photos(24)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     rows = []
-    for batch_size in args.batch_sizes:
-        for latency in args.latencies_ms:
-            env = {
-                "CLASSIFIER_MODEL_TAG": str(stored.tag),
-                "CLASSIFIER_MAX_BATCH_SIZE": str(batch_size),
-                "CLASSIFIER_MAX_LATENCY_MS": str(latency),
-            }
-            server = Server([bentoml, "serve", "service:ImageClassifier"], env,
-                            workdir / "serve.log", cwd=ROOT)  # fmt: skip
-            try:
-                server.wait_ready()
-                for concurrency in args.concurrency:
-                    result = run_load(f"{server.url}/predict", bodies, form_field="image",
-                                      concurrency=concurrency, seconds=args.seconds)  # fmt: skip
-                    rows.append(
-                        {
-                            "max_batch_size": batch_size,
-                            "max_latency_ms": latency,
-                            "concurrency": concurrency,
-                            "throughput": result.throughput,
-                            "p99_ms": result.percentile(99),
-                            "errors": result.errors,
-                        }
-                    )
-                    print(json.dumps(rows[-1]), flush=True)
-            finally:
-                server.stop()
-    SWEEP.write_text(json.dumps(rows, indent=1))
-    rerender()
+    for name in args.configs:
+        env = {"CLASSIFIER_MODEL_TAG": str(stored.tag), **CONFIGS[name]}
+        server = Server([bentoml, "serve", "service:ImageClassifier"], env,
+                        workdir / "serve.log", cwd=ROOT)  # fmt: skip
+        try:
+            server.wait_ready()
+            for concurrency in args.concurrency:
+                level = measure_level(server, bodies, concurrency, args.seconds)
+                rows.append({"config": name, "env": CONFIGS[name], **level})
+                print(json.dumps(rows[-1]), flush=True)
+        finally:
+            server.stop()
+    data_file(args.output, "sweep.json").write_text(json.dumps(rows, indent=1))
+    rerender(args.output)
     return 0
 
 

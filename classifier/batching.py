@@ -50,6 +50,11 @@ class Batcher(Generic[Item, Result]):
 
     `run_batch` runs on the batcher's own thread, one batch at a time, and must return one
     result per item in order. An exception it raises goes to every caller of that batch.
+    `setup()`, if given, runs first on that same thread, and the constructor returns once it has
+    (raising what it raised): give it everything that touches the model. GNU OpenMP gives each
+    thread that starts parallel work a pool of its own, and once there are more such threads
+    than cores it stops letting them spin between parallel regions, which makes a single-image
+    forward pass about a third slower on 2 cores; so only this thread should ever run torch.
     `on_batch(size, queue_seconds, run_seconds)` is called after each batch (for metrics).
     """
 
@@ -59,6 +64,7 @@ class Batcher(Generic[Item, Result]):
         *,
         max_batch_size: int,
         max_queue: int,
+        setup: Callable[[], None] | None = None,
         on_batch: Callable[[int, float, float], None] | None = None,
         name: str = "batcher",
     ) -> None:
@@ -70,8 +76,15 @@ class Batcher(Generic[Item, Result]):
         self._ready = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._setup_error: BaseException | None = None
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(setup, ready), name=name, daemon=True
+        )
         self._thread.start()
+        ready.wait()
+        if self._setup_error is not None:
+            raise self._setup_error
 
     async def submit(self, item: Item, timing: dict[str, float] | None = None) -> Result:
         """`item`'s result; `timing`, if given, gets the seconds spent in "queue" and "model"."""
@@ -101,7 +114,15 @@ class Batcher(Generic[Item, Result]):
             self._ready.notify()
         self._thread.join(timeout)
 
-    def _serve(self) -> None:
+    def _serve(self, setup: Callable[[], None] | None, ready: threading.Event) -> None:
+        try:
+            if setup is not None:
+                setup()
+        except BaseException as error:  # handed to the constructor, which raises it
+            self._setup_error = error
+            return
+        finally:
+            ready.set()
         while True:
             with self._ready:
                 while not self._queue and not self._closed:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         "auto", description="auto: bf16 on GPUs and on CPUs with native bf16, else fp32."
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    workers: int = Field(
+        1, ge=1, description="Server processes, each with its own copy of the model."
+    )
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = one per core.")
     prepare_threads: int = Field(
         0, ge=0, description="Threads that decode and resize uploads; 0 = one per core."

@@ -29,11 +29,17 @@ class Gate:
         return [f"answer to {item}" for item in items]
 
 
-async def hold_then_release(batcher: Batcher, gate: Gate, items: list) -> list:
-    """Start one call, close the gate while it runs, queue `items`, then let everything go."""
+async def start_first(batcher: Batcher, gate: Gate) -> asyncio.Future:
+    """A call "first" that is held inside run_batch until the gate opens."""
     gate.open.clear()
     first = asyncio.ensure_future(batcher.submit("first"))
     await asyncio.to_thread(gate.entered.wait, 10)
+    return first
+
+
+async def hold_then_release(batcher: Batcher, gate: Gate, items: list) -> list:
+    """Start one call, hold it while `items` queue up, then let everything go."""
+    first = await start_first(batcher, gate)
     rest = [asyncio.ensure_future(batcher.submit(item)) for item in items]
     await asyncio.sleep(0.05)
     gate.open.set()
@@ -96,9 +102,7 @@ def test_close_finishes_what_was_queued_and_refuses_the_rest():
     batcher = Batcher(gate, max_batch_size=2, max_queue=100)
 
     async def scenario():
-        gate.open.clear()
-        first = asyncio.ensure_future(batcher.submit("first"))
-        await asyncio.to_thread(gate.entered.wait, 10)
+        first = await start_first(batcher, gate)
         queued = [asyncio.ensure_future(batcher.submit(x)) for x in "abc"]
         await asyncio.sleep(0.05)
         closing = asyncio.ensure_future(asyncio.to_thread(batcher.close, 10))
@@ -118,9 +122,7 @@ def test_callers_that_went_away_are_not_run():
     batcher = Batcher(gate, max_batch_size=8, max_queue=100)
 
     async def scenario():
-        gate.open.clear()
-        first = asyncio.ensure_future(batcher.submit("first"))
-        await asyncio.to_thread(gate.entered.wait, 10)
+        first = await start_first(batcher, gate)
         gone = asyncio.ensure_future(batcher.submit("gone"))
         kept = asyncio.ensure_future(batcher.submit("kept"))
         await asyncio.sleep(0.05)

@@ -1,0 +1,41 @@
+"""The benchmark commands run end to end (briefly) and write a complete report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests import ROOT
+
+
+def run(*command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_bench_and_sweep_write_the_report(tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+    run("bench", "--seconds", "2", "--concurrency", "1", "4", "--images", "6",
+        "--contenders", "service", "--output", str(report))  # fmt: skip
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert results["raw"]["best_throughput"] > 0
+    assert [p["clients"] for p in results["pipeline"]] == [16, 64]
+    levels = results["contenders"]["service"]["levels"]
+    assert [level["concurrency"] for level in levels] == [1, 4]
+    for level in levels:
+        assert level["ok"] > 0 and not level["errors"], level
+        assert set(level["phases_ms"]) == {"prepare", "queue", "model"}
+        assert level["mean_batch"] >= 1
+    assert results["small_photos"]["ok"] > 0
+    assert (tmp_path / "bench" / "throughput.png").stat().st_size > 10_000
+
+    run("bench.sweep", "--configs", "defaults", "--concurrency", "2", "--seconds", "2",
+        "--output", str(report))  # fmt: skip
+    text = report.read_text()
+    for heading in ("## The model's own limit", "## Over HTTP", "## Where the time goes",
+                    "## Targets", "## Tuning"):  # fmt: skip
+        assert heading in text, heading
+    assert "| defaults | 2 |" in text
