@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32, 64])
     parser.add_argument("--images", type=int, default=24, help="distinct photos sent")
     parser.add_argument(
+        "--pipeline-clients", type=int, nargs="+", default=[16, 64], help="bench.pipeline callers"
+    )
+    parser.add_argument(
         "--contenders",
         nargs="+",
         choices=CONTENDERS,
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     print("== the service's decoding and batching in process, without HTTP", flush=True)
     results["pipeline"] = [
-        measure_pipeline(str(stored.tag), clients, args.seconds) for clients in (16, 64)
+        measure_pipeline(str(stored.tag), clients, args.seconds)
+        for clients in args.pipeline_clients
     ]
     print(json.dumps(results["pipeline"]), flush=True)
 

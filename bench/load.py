@@ -63,7 +63,8 @@ def batch_counters(base_url: str) -> tuple[float, float] | None:
 
 def mean_batch(before: tuple[float, float] | None, after: tuple[float, float] | None):
     """Images per model call between two batch_counters() readings; None if unknown."""
-    if not before or not after or after[1] <= before[1]:
+    before = before or (0.0, 0.0)  # no model call yet
+    if not after or after[1] <= before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1])
 
