@@ -1,4 +1,5 @@
-"""Benchmarks: `python -m bench` measures the raw model, the service and a tutorial-style server.
+"""Benchmarks: `python -m bench` measures the raw model, the service, a peer framework (LitServe)
+and a tutorial-style server.
 
 Every figure is measured in one run on one machine, so that ratios are comparable; the command
 rewrites BENCHMARKS.md and bench/throughput.png.
@@ -8,3 +9,4 @@ rewrites BENCHMARKS.md and bench/throughput.png.
 SERVICE = "service"
 BENTOML_BATCHER = "service, BentoML batcher"
 BASELINE = "tutorial baseline"
+LITSERVE = "LitServe"

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BASELINE, BENTOML_BATCHER, SERVICE
+from bench import BASELINE, BENTOML_BATCHER, LITSERVE, SERVICE
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = [SERVICE, BENTOML_BATCHER, BASELINE]
+CONTENDERS = [SERVICE, BENTOML_BATCHER, LITSERVE, BASELINE]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +88,16 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     predictor = Predictor(model, card, precision=settings.precision)
     results["raw"] = {
         "precision": predictor.precision,
-        **measure_raw(predictor, seconds=min(6.0, args.seconds)),
+        **measure_raw(
+            predictor,
+            # up to the service's largest batch: 16 on CPUs, more where a GPU is set up for it
+            batch_sizes=(
+                1,
+                4,
+                *(2**i for i in range(3, 10) if 2**i <= max(16, settings.max_batch_size)),
+            ),
+            seconds=min(6.0, args.seconds),
+        ),
     }
     fp32 = Predictor(build_model(1000), card, precision="fp32")
     results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=min(4.0, args.seconds))
@@ -109,20 +118,19 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     serve = [bentoml, "serve", "service:ImageClassifier"]
     tag = {"CLASSIFIER_MODEL_TAG": str(stored.tag)}
-    contenders = {
-        SERVICE: (serve, tag),
-        BENTOML_BATCHER: (serve, {**tag, "CLASSIFIER_BATCHING": "bentoml"}),
-        BASELINE: (
-            [sys.executable, "-m", "uvicorn", "bench.baseline:app"],
-            {"BASELINE_MODEL_DIR": str(baseline_dir)},
-        ),
+    model_dir = {"BASELINE_MODEL_DIR": str(baseline_dir)}
+    contenders = {  # command, environment, readiness path
+        SERVICE: (serve, tag, "/readyz"),
+        BENTOML_BATCHER: (serve, {**tag, "CLASSIFIER_BATCHING": "bentoml"}, "/readyz"),
+        LITSERVE: ([sys.executable, "-m", "bench.litserve_server"], model_dir, "/health"),
+        BASELINE: ([sys.executable, "-m", "uvicorn", "bench.baseline:app"], model_dir, "/readyz"),
     }
     for name in args.contenders:
-        command, env = contenders[name]
+        command, env, ready = contenders[name]
         print(f"== {name}", flush=True)
         server = Server(command, env, workdir / f"{name}.log", cwd=ROOT)
         try:
-            cold_start = server.wait_ready()
+            cold_start = server.wait_ready(path=ready)
             time.sleep(2)
             idle = ProcessSampler(server.process.pid).rss_mb()
             levels = []
