@@ -99,12 +99,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             seconds=min(6.0, args.seconds),
         ),
     }
+    best = results["raw"]["best_batch_size"]
+    contiguous = Predictor(model, card, precision=settings.precision, channels_last=False)
+    results["raw_contiguous"] = measure_raw(
+        contiguous, batch_sizes=(1, best), seconds=min(4.0, args.seconds)
+    )
     fp32 = Predictor(build_model(1000), card, precision="fp32")
     results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=min(4.0, args.seconds))
     results["preprocessing"] = measure_preprocessing(
         bodies, card.preprocessing, settings.fast_jpeg_decode
     )
-    del predictor, fp32, model
+    del predictor, contiguous, fp32, model
     gc.collect()
     print(json.dumps(results["raw"], indent=1), flush=True)
 
@@ -177,6 +182,7 @@ def measure_level(server, bodies: list[bytes], concurrency: int, seconds: float)
         "ok": result.ok,
         "errors": result.errors,
         "cpu_percent": result.cpu_percent,
+        "client_cpu_percent": result.client_cpu_percent,
         "peak_rss_mb": result.peak_rss_mb,
         "phases_ms": result.mean_phases_ms(),
         "mean_batch": mean_batch(before, batch_counters(server.url)),

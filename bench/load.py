@@ -20,6 +20,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)  # successful requests only
     statuses: collections.Counter = field(default_factory=collections.Counter)
     cpu_percent: float = 0.0  # of one core, server processes only
+    client_cpu_percent: float = 0.0  # of one core, the load generator (this process)
     peak_rss_mb: float = 0.0
     # Server-Timing phases of successful requests, ms (servers that send the header)
     phases_ms: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
@@ -94,6 +95,7 @@ def run_load(
     with ProcessSampler(pid) as sampler:
         asyncio.run(_drive(url, bodies, form_field, concurrency, warmup, seconds, result, sampler))
     result.cpu_percent, result.peak_rss_mb = sampler.cpu_percent, sampler.peak_rss_mb
+    result.client_cpu_percent = sampler.client_cpu_percent
     return result
 
 
@@ -135,14 +137,16 @@ async def _drive(url, bodies, form_field, concurrency, warmup, seconds, result, 
 
 
 class ProcessSampler:
-    """Samples a process tree's RSS every 0.2 s, and its CPU time between `reset` and exit."""
+    """Samples a process tree's RSS every 0.2 s, and its CPU time between `reset` and exit; also
+    the CPU time of this process, the load generator, which shares the machine's cores."""
 
     def __init__(self, pid: int | None) -> None:
         self.root = psutil.Process(pid) if pid else None
         self.peak_rss_mb = 0.0
         self.cpu_percent = 0.0
+        self.client_cpu_percent = 0.0
         self._stop = threading.Event()
-        self._cpu_start = self._wall_start = 0.0
+        self._cpu_start = self._wall_start = self._client_start = 0.0
 
     def _tree(self) -> list[psutil.Process]:
         if self.root is None:
@@ -171,8 +175,14 @@ class ProcessSampler:
                 pass
         return total / 2**20
 
+    @staticmethod
+    def _client_seconds() -> float:
+        times = psutil.Process().cpu_times()
+        return times.user + times.system
+
     def reset(self) -> None:
         self._cpu_start, self._wall_start = self._cpu_seconds(), time.perf_counter()
+        self._client_start = self._client_seconds()
         self.peak_rss_mb = self.rss_mb()
 
     def _run(self) -> None:
@@ -190,3 +200,5 @@ class ProcessSampler:
         self._thread.join()
         wall = time.perf_counter() - self._wall_start
         self.cpu_percent = 100 * (self._cpu_seconds() - self._cpu_start) / max(wall, 1e-9)
+        client = self._client_seconds() - self._client_start
+        self.client_cpu_percent = 100 * client / max(wall, 1e-9)

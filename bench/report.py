@@ -55,20 +55,23 @@ def render(results: dict, plot: Path) -> str:
         f"Best: batch {raw['best_batch_size']}, **{raw['best_throughput']:.1f} images/s**. "
         f"One image alone: {raw['single_latency_ms']:.1f} ms (p50). For comparison, fp32 batch 1: "
         f"{raw_fp32['best_throughput']:.1f} images/s, {raw_fp32['single_latency_ms']:.1f} ms.",
+        *contiguous_line(results),
         "",
         "## Over HTTP",
         "",
         "| contender | clients | images/s | p50 ms | p95 ms | p99 ms | errors | server CPU % | "
-        "peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "load generator CPU % | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, contender in results["contenders"].items():
         for level in contender["levels"]:
             errors = errors_text(level["errors"])
+            client = level.get("client_cpu_percent")
             lines.append(
                 f"| {name} | {level['concurrency']} | {level['throughput']:.1f} | "
                 f"{level['p50_ms']:.0f} | {level['p95_ms']:.0f} | {level['p99_ms']:.0f} | "
-                f"{errors} | {level['cpu_percent']:.0f} | {level['peak_rss_mb']:.0f} |"
+                f"{errors} | {level['cpu_percent']:.0f} | "
+                f"{'-' if client is None else f'{client:.0f}'} | {level['peak_rss_mb']:.0f} |"
             )
     lines += [
         "",
@@ -94,6 +97,25 @@ def render(results: dict, plot: Path) -> str:
         *sweep_section(results.get("sweep")),
     ]
     return "\n".join(lines)
+
+
+def contiguous_line(results: dict) -> list[str]:
+    """What channels_last (NHWC) is worth: the same model in the default NCHW layout."""
+    if not (plain := results.get("raw_contiguous")):
+        return []
+    raw = results["raw"]
+    best = raw["best_batch_size"]
+    rate = (
+        plain["throughput"][str(best)]
+        if str(best) in plain["throughput"]
+        else plain["throughput"][best]
+    )
+    return [
+        "",
+        f"Without channels_last (NCHW, torch's default layout): batch {best} "
+        f"{rate:.1f} images/s against {raw['best_throughput']:.1f}, one image "
+        f"{plain['single_latency_ms']:.1f} ms against {raw['single_latency_ms']:.1f} ms.",
+    ]
 
 
 def errors_text(errors: dict[str, int]) -> str:
