@@ -105,11 +105,7 @@ def contiguous_line(results: dict) -> list[str]:
         return []
     raw = results["raw"]
     best = raw["best_batch_size"]
-    rate = (
-        plain["throughput"][str(best)]
-        if str(best) in plain["throughput"]
-        else plain["throughput"][best]
-    )
+    rate = plain["throughput"][str(best)]  # results come back from JSON: string keys
     return [
         "",
         f"Without channels_last (NCHW, torch's default layout): batch {best} "
