@@ -2,7 +2,7 @@
 
 Serves a random-weight ResNet50 with the defaults and with one setting changed at a time
 (largest batch, OpenMP waiting, workers against threads, JPEG decoding at reduced scale, BentoML's
-batcher), loads each at 16 and 64 clients, writes bench/sweep.json and re-renders BENCHMARKS.md.
+batcher), loads each with 1, 16 and 64 clients, writes bench/sweep.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CONFIGS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__)
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
