@@ -81,9 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         await asyncio.gather(*(caller(i) for i in range(args.clients)))
         return done
 
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
     completed = asyncio.run(drive())
+    cpu_percent = 100 * (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
     batcher.close()
-    result = {"clients": args.clients, "throughput": completed / args.seconds}
+    result = {
+        "clients": args.clients,
+        "throughput": completed / args.seconds,
+        "cpu_percent": cpu_percent,  # whole run, warm-up included
+    }
     print(json.dumps(result))
     return 0
 

@@ -206,6 +206,7 @@ def where_the_time_goes(results: dict) -> list[str]:
             f"**{best / top:.0%} of that pipeline**; the rest is HTTP: receiving the upload, "
             "BentoML's multipart parsing into a temporary file, and the response.",
             "",
+            *cpu_per_image(results, pipeline),
         ]
     lines += phase_table(results)
     if small := results.get("small_photos"):
@@ -218,6 +219,27 @@ def where_the_time_goes(results: dict) -> list[str]:
             "",
         ]
     return lines
+
+
+def cpu_per_image(results: dict, pipeline: list[dict]) -> list[str]:
+    """Core-milliseconds per image: the service over HTTP against the same work in process."""
+    inside = [p for p in pipeline if p.get("cpu_percent")]
+    if not inside:
+        return []
+    levels = results["contenders"][SERVICE]["levels"]
+    service = max(levels, key=lambda level: level["concurrency"])
+    alone = max(inside, key=lambda p: p["clients"])
+    over_http = 10 * service["cpu_percent"] / service["throughput"]
+    in_process = 10 * alone["cpu_percent"] / alone["throughput"]
+    return [
+        f"CPU per image at {service['concurrency']} clients: the service spends "
+        f"{over_http:.0f} core-ms, the same decoding and batching without HTTP "
+        f"{in_process:.0f} core-ms ({alone['clients']} callers), so HTTP and BentoML's request "
+        f"handling cost about {over_http - in_process:.0f} core-ms per image here, on the "
+        "cores the model and the decoders need. (The load generator's own share is in the "
+        "table above.)",
+        "",
+    ]
 
 
 def phase_table(results: dict) -> list[str]:
