@@ -17,10 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BASELINE, BENTOML_BATCHER, LITSERVE, SERVICE
+from bench import BASELINE, BENTOML_BATCHER, LITSERVE, SERVICE, SERVICE_2W
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = [SERVICE, BENTOML_BATCHER, LITSERVE, BASELINE]
+# the throughput-bound configuration on small CPUs (see the sweep): a process per core
+TWO_WORKERS = {
+    "CLASSIFIER_WORKERS": "2",
+    "CLASSIFIER_THREADS": "1",
+    "CLASSIFIER_PREPARE_THREADS": "1",
+}
+CONTENDERS = [SERVICE, SERVICE_2W, BENTOML_BATCHER, LITSERVE, BASELINE]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +132,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     model_dir = {"BASELINE_MODEL_DIR": str(baseline_dir)}
     contenders = {  # command, environment, readiness path
         SERVICE: (serve, tag, "/readyz"),
+        SERVICE_2W: (serve, {**tag, **TWO_WORKERS}, "/readyz"),
         BENTOML_BATCHER: (serve, {**tag, "CLASSIFIER_BATCHING": "bentoml"}, "/readyz"),
         LITSERVE: ([sys.executable, "-m", "bench.litserve_server"], model_dir, "/health"),
         BASELINE: ([sys.executable, "-m", "uvicorn", "bench.baseline:app"], model_dir, "/readyz"),

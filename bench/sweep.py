@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.__main__ import TWO_WORKERS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # name -> the environment that differs from the defaults
@@ -24,11 +26,7 @@ CONFIGS = {
     "max_batch_size 8": {"CLASSIFIER_MAX_BATCH_SIZE": "8"},
     "max_batch_size 32": {"CLASSIFIER_MAX_BATCH_SIZE": "32"},
     "OpenMP threads never spin (OMP_WAIT_POLICY=PASSIVE)": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "2 workers x 1 thread": {
-        "CLASSIFIER_WORKERS": "2",
-        "CLASSIFIER_THREADS": "1",
-        "CLASSIFIER_PREPARE_THREADS": "1",
-    },
+    "2 workers x 1 thread": TWO_WORKERS,
     "full-size JPEG decoding": {"CLASSIFIER_FAST_JPEG_DECODE": "false"},
     "BentoML batcher, max_latency_ms 2000": {
         "CLASSIFIER_BATCHING": "bentoml",
