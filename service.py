@@ -20,7 +20,7 @@ from typing import Annotated, get_origin
 import aiohttp
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from fastapi import FastAPI
 from pydantic import Field
 from starlette.datastructures import UploadFile
@@ -212,8 +212,7 @@ class ImageClassifier:
         input_spec=ClassifyBody,
     )
     def classify(self, images: list[PreparedImage]) -> list[BatchItem]:
-        """Classify prepared 224x224 RGB pixels (for clients that resize themselves), batched
-        by BentoML's adaptive batcher."""
+        """Classify prepared 224x224 RGB pixels (for clients that resize themselves)."""
         size = self.card.preprocessing.crop_size
         expected = size * size * 3
         results: list[BatchItem | None] = [
@@ -223,12 +222,17 @@ class ImageClassifier:
             for image in images
         ]
         valid = [i for i, result in enumerate(results) if result is None]
-        answers = self._run_batch(
-            [
-                (np.frombuffer(images[i].pixels, np.uint8).reshape(size, size, 3), images[i].top_k)
-                for i in valid
-            ]
-        )
+        batch = [
+            (np.frombuffer(images[i].pixels, np.uint8).reshape(size, size, 3), images[i].top_k)
+            for i in valid
+        ]
+        if self.batcher is None:
+            answers = self._run_batch(batch)
+        else:  # torch runs on the model thread only (see Batcher), joining its batches
+            try:
+                answers = self.batcher.run(batch)
+            except ClientError as error:  # the queue is full or the service stops
+                raise ServiceUnavailable(error.message) from None
         for i, answer in zip(valid, answers):
             results[i] = answer
         return results

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -39,10 +40,16 @@ class Overloaded(ClientError):
 @dataclass
 class _Job(Generic[Item, Result]):
     item: Item
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future | concurrent.futures.Future
+    loop: asyncio.AbstractEventLoop | None  # None: a caller blocked in `run` on another thread
     queued_at: float
     timing: dict[str, float] | None
+
+    def settle(self, result, error: Exception | None) -> None:
+        if self.loop is None:
+            _settle(self.future, result, error)
+        else:
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
 
 
 class Batcher(Generic[Item, Result]):
@@ -89,15 +96,24 @@ class Batcher(Generic[Item, Result]):
     async def submit(self, item: Item, timing: dict[str, float] | None = None) -> Result:
         """`item`'s result; `timing`, if given, gets the seconds spent in "queue" and "model"."""
         loop = asyncio.get_running_loop()
-        job = _Job(item, loop.create_future(), loop, time.perf_counter(), timing)
+        [job] = self._enqueue([_Job(item, loop.create_future(), loop, time.perf_counter(), timing)])
+        return await job.future
+
+    def run(self, items: Sequence[Item]) -> list[Result]:
+        """From a thread that is not an event loop: `items`' results, batched like the rest."""
+        now = time.perf_counter()
+        jobs = [_Job(item, concurrent.futures.Future(), None, now, None) for item in items]
+        return [job.future.result() for job in self._enqueue(jobs)]
+
+    def _enqueue(self, jobs: list[_Job]) -> list[_Job]:
         with self._ready:
             if self._closed:
                 raise ClientError("the service is shutting down", 503, 1)
-            if len(self._queue) >= self.max_queue:
+            if len(self._queue) + len(jobs) > self.max_queue:
                 raise Overloaded(self.retry_after())
-            self._queue.append(job)
+            self._queue.extend(jobs)
             self._ready.notify()
-        return await job.future
+        return jobs
 
     def retry_after(self) -> int:
         """Whole seconds until the current queue is likely to have drained (at least 1)."""
@@ -149,7 +165,7 @@ class Batcher(Generic[Item, Result]):
             if job.timing is not None:
                 job.timing["queue"] = started - job.queued_at
                 job.timing["model"] = elapsed
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            job.settle(result, error)
         if self.on_batch is not None:
             try:
                 self.on_batch(len(jobs), started - jobs[0].queued_at, elapsed)
@@ -157,7 +173,7 @@ class Batcher(Generic[Item, Result]):
                 logger.exception("on_batch failed")
 
 
-def _settle(future: asyncio.Future, result, error: Exception | None) -> None:
+def _settle(future, result, error: Exception | None) -> None:
     if future.done():  # cancelled meanwhile
         return
     if error is not None:

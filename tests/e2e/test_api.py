@@ -270,3 +270,25 @@ def test_image_is_read_upright(http):
     a = predict(http, images.encode(upright, "PNG")).json()["predictions"]
     b = predict(http, rotated).json()["predictions"]
     assert [p["label"] for p in a] == [p["label"] for p in b]
+
+
+def test_classify_takes_prepared_pixels_and_joins_the_same_batches(http, stored_model):
+    """/classify (pixels a client resized itself) answers as /predict does for the same image;
+    a wrong-sized entry gets its own error."""
+    from classifier.artifact import ModelCard
+
+    card = ModelCard.model_validate(stored_model.info.metadata)
+    data = images.jpeg(4)
+    pixels = card.preprocessing.prepare_bytes(data, max_pixels=10**8)
+    body = {
+        "images": [
+            {"pixels": base64.b64encode(pixels.tobytes()).decode(), "top_k": 3},
+            {"pixels": base64.b64encode(b"too short").decode(), "top_k": 3},
+        ]
+    }
+    response = http.post("/classify", json=body)
+    assert response.status_code == 200, response.text
+    good, bad = response.json()
+    expected = predict(http, data, top_k=3).json()["predictions"]
+    assert [p["label"] for p in good["predictions"]] == [p["label"] for p in expected]
+    assert "64x64x3" in bad["error"]

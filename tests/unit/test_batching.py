@@ -132,3 +132,12 @@ def test_callers_that_went_away_are_not_run():
 
     assert asyncio.run(scenario()) == ["answer to first", "answer to kept"]
     assert gate.batches == [["first"], ["kept"]]
+
+
+def test_a_caller_on_a_plain_thread_gets_its_answers_in_order():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=2, max_queue=100)
+    assert batcher.run(["a", "b", "c"]) == ["answer to a", "answer to b", "answer to c"]
+    assert gate.batches == [["a", "b"], ["c"]]
+    with pytest.raises(Overloaded):
+        Batcher(gate, max_batch_size=2, max_queue=2).run(["a", "b", "c"])
