@@ -206,7 +206,7 @@ def where_the_time_goes(results: dict) -> list[str]:
             f"**{best / top:.0%} of that pipeline**; the rest is HTTP: receiving the upload, "
             "BentoML's multipart parsing into a temporary file, and the response.",
             "",
-            *cpu_per_image(results, pipeline),
+            *cpu_per_image(results),
         ]
     lines += phase_table(results)
     if small := results.get("small_photos"):
@@ -221,16 +221,23 @@ def where_the_time_goes(results: dict) -> list[str]:
     return lines
 
 
-def cpu_per_image(results: dict, pipeline: list[dict]) -> list[str]:
+def pipeline_core_ms(results: dict) -> tuple[dict, float] | None:
+    """The in-process pipeline run with the most callers, and its core-milliseconds per image."""
+    measured = [p for p in results.get("pipeline", []) if p.get("cpu_percent")]
+    if not measured:
+        return None
+    busiest = max(measured, key=lambda p: p["clients"])
+    return busiest, 10 * busiest["cpu_percent"] / busiest["throughput"]
+
+
+def cpu_per_image(results: dict) -> list[str]:
     """Core-milliseconds per image: the service over HTTP against the same work in process."""
-    inside = [p for p in pipeline if p.get("cpu_percent")]
-    if not inside:
+    if not (pipeline := pipeline_core_ms(results)):
         return []
+    alone, in_process = pipeline
     levels = results["contenders"][SERVICE]["levels"]
     service = max(levels, key=lambda level: level["concurrency"])
-    alone = max(inside, key=lambda p: p["clients"])
     over_http = 10 * service["cpu_percent"] / service["throughput"]
-    in_process = 10 * alone["cpu_percent"] / alone["throughput"]
     return [
         f"CPU per image at {service['concurrency']} clients: the service spends "
         f"{over_http:.0f} core-ms, the same decoding and batching without HTTP "
@@ -346,17 +353,12 @@ def target_notes(results: dict) -> list[str]:
                 ", so what is missing is the cost of HTTP on the same 2 cores: receiving the "
                 "uploads, multipart parsing, responses"
             )
-            inside = [p for p in results["pipeline"] if p.get("cpu_percent")]
-            if inside:
-                alone = max(inside, key=lambda p: p["clients"])
-                cores = results["machine"]["cores"]
-                allowed = (
-                    1000 * cores / (0.75 * limit) - 10 * alone["cpu_percent"] / alone["throughput"]
-                )
+            if measured := pipeline_core_ms(results):
+                budget = 1000 * results["machine"]["cores"] / (0.75 * limit)
                 note += (
-                    f". At 0.75 x raw every image may cost {1000 * cores / (0.75 * limit):.0f} "
-                    f"core-ms in all, which leaves {allowed:.0f} core-ms for HTTP, the framework "
-                    "and the load generator together (measured above: more than that)"
+                    f". At 0.75 x raw every image may cost {budget:.0f} core-ms in all, which "
+                    f"leaves {budget - measured[1]:.0f} core-ms for HTTP, the framework and the "
+                    "load generator together (measured above: more than that)"
                 )
             note += ". Cheaper inputs show it"
         if small := results.get("small_photos"):
