@@ -119,10 +119,6 @@ class Batcher(Generic[Item, Result]):
         """Whole seconds until the current queue is likely to have drained (at least 1)."""
         return max(1, round(len(self._queue) * self._seconds_per_item))
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     def close(self, timeout: float | None = None) -> None:
         """Refuse new items, finish the queued ones, and stop the thread."""
         with self._ready:
