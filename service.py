@@ -8,6 +8,8 @@ fails the requests batched with it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -24,6 +26,7 @@ from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from fastapi import FastAPI
 from pydantic import Field
 from starlette.datastructures import UploadFile
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 
 from classifier.artifact import load_model
@@ -62,8 +65,10 @@ TopK = Annotated[
     int | None,
     Field(
         ge=1,
-        description=f"How many classes to return: 1 to the number of labels; by default "
-        f"{settings.default_top_k}, or all labels if the model has fewer.",
+        le=settings.max_top_k,
+        description=f"How many classes to return: 1 to the number of labels (at most "
+        f"{settings.max_top_k}); by default {settings.default_top_k}, or all labels if the model "
+        "has fewer.",
         examples=[3],
     ),
 ]
@@ -160,7 +165,7 @@ info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, opena
 
 @bentoml.asgi_app(info_app, path="/")
 @bentoml.service(
-    traffic={"timeout": 60},
+    traffic={"timeout": settings.request_timeout_s},
     workers=settings.workers,
     threads=1,  # one model call at a time; adaptive batching fills it instead
 )
@@ -319,6 +324,9 @@ class ImageClassifier:
                 "max_request_bytes": settings.max_request_bytes,
                 "max_image_pixels": settings.max_image_pixels,
                 "max_batch_images": settings.max_batch_images,
+                "max_top_k": settings.max_top_k,
+                "max_concurrency": settings.max_concurrency,
+                "request_timeout_s": settings.request_timeout_s,
             },
         )
 
@@ -463,6 +471,65 @@ class RequestSizeLimit:
         await _send_json(send, 413, {"error": limit}, [(b"connection", b"close")])
 
 
+class ApiKeyAuth:
+    """ASGI middleware: every path but `open_paths` needs `Authorization: Bearer <key>`, else 401.
+
+    Keys are compared as SHA-256 digests with `hmac.compare_digest`: constant time, and the same
+    length whatever the client sends. Neither the key nor what a client sent is ever logged.
+    """
+
+    def __init__(self, app, key: str, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.digest = hashlib.sha256(key.encode()).digest()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or self._is_open(scope["path"]) or self._authorized(scope):
+            return await self.app(scope, receive, send)
+        await _send_json(
+            send,
+            401,
+            {"error": "missing or wrong API key: send 'Authorization: Bearer <key>'"},
+            [(b"www-authenticate", b'Bearer realm="classifier"')],
+        )
+
+    def _is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith("/static_content/")
+
+    def _authorized(self, scope) -> bool:
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        given = hashlib.sha256(token.strip()).digest()
+        return hmac.compare_digest(given, self.digest) and scheme.lower() == b"bearer"
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most `limit` requests to `paths` at once; more get 503 at once.
+
+    Refused before their body is read, with Retry-After, so an overloaded service answers the
+    excess in milliseconds instead of letting it time out in a queue.
+    """
+
+    def __init__(self, app, limit: int, paths: frozenset[str]) -> None:
+        self.app = app
+        self.limit = limit
+        self.paths = paths
+        self.active = 0  # one event loop per worker process: no lock needed
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            busy = f"the service is handling its limit of {self.limit} requests; retry shortly"
+            headers = [(b"retry-after", b"1"), (b"connection", b"close")]
+            return await _send_json(send, 503, {"error": busy}, headers)
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 class ReadableErrors:
     """ASGI middleware: every 4xx JSON body becomes {"error": "<what is wrong, and where>"}.
 
@@ -528,5 +595,32 @@ async def _send_json(send, status: int, body: dict, headers: list) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
-ImageClassifier.add_asgi_middleware(ReadableErrors)
-ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+def _add_middlewares() -> None:
+    """Outermost first: CORS answers preflights itself, then the key, the concurrency limit."""
+    if settings.cors_origins:
+        ImageClassifier.add_asgi_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+            expose_headers=["retry-after", "server-timing"],
+            max_age=600,
+        )
+    api_key = settings.required_api_key()
+    if api_key is not None:
+        open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json"}
+        if not settings.metrics_require_key:
+            open_paths.add("/metrics")
+        ImageClassifier.add_asgi_middleware(
+            ApiKeyAuth, key=api_key, open_paths=frozenset(open_paths)
+        )
+    ImageClassifier.add_asgi_middleware(
+        ConcurrencyLimit,
+        limit=settings.max_concurrency,
+        paths=frozenset(api.route for api in ImageClassifier.apis.values()),
+    )
+    ImageClassifier.add_asgi_middleware(ReadableErrors)
+    ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+
+
+_add_middlewares()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 
@@ -58,7 +59,61 @@ class Settings(BaseSettings):
         40_000_000, ge=1, description="Images with more pixels get 413 (decompression bombs)."
     )
     max_batch_images: int = Field(32, ge=1, description="Most images in one /predict_batch.")
-    default_top_k: int = Field(5, ge=1)
+    default_top_k: int = Field(5, ge=1, description="top_k when a request gives none.")
+    max_top_k: int = Field(
+        100, ge=1, description="Most classes one answer may list (and never more than the labels)."
+    )
+    max_concurrency: int = Field(
+        64,
+        ge=1,
+        description="Requests to the APIs handled at once by each worker; more get 503 at once, "
+        "with Retry-After, before their body is read.",
+    )
+    request_timeout_s: float = Field(
+        60, gt=0, description="A request not answered in this time gets 504 (BentoML's timeout)."
+    )
+
+    api_key: SecretStr | None = Field(
+        None, description="If set, every API needs `Authorization: Bearer <key>`."
+    )
+    api_key_file: Path | None = Field(
+        None, description="A file holding the API key (a mounted secret), instead of api_key."
+    )
+    metrics_require_key: bool = Field(
+        False, description="With an API key, /metrics needs it too (else it stays open)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins browsers may call the APIs from (comma-separated, or *); none by "
+        "default.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_api_key(self) -> Settings:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set CLASSIFIER_API_KEY or CLASSIFIER_API_KEY_FILE, not both")
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ValueError("CLASSIFIER_API_KEY is empty")
+        return self
+
+    def required_api_key(self) -> str | None:
+        """The API key clients must send, read from the file if one is named; None: no auth."""
+        if self.api_key_file is not None:
+            try:
+                key = self.api_key_file.read_text().strip()
+            except OSError as error:
+                raise ValueError(f"cannot read CLASSIFIER_API_KEY_FILE: {error}") from None
+            if not key:
+                raise ValueError(f"CLASSIFIER_API_KEY_FILE {self.api_key_file} is empty")
+            return key
+        return None if self.api_key is None else self.api_key.get_secret_value().strip()
 
 
 @functools.cache

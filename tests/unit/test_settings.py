@@ -36,3 +36,39 @@ def test_invalid_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_cors_origins_are_comma_separated_and_closed_by_default(monkeypatch):
+    assert Settings().cors_origins == []
+    monkeypatch.setenv("CLASSIFIER_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_api_key_from_the_environment_or_a_file(monkeypatch, tmp_path):
+    assert Settings().required_api_key() is None
+    monkeypatch.setenv("CLASSIFIER_API_KEY", "s3cret")
+    settings = Settings()
+    assert settings.required_api_key() == "s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    monkeypatch.delenv("CLASSIFIER_API_KEY")
+    secret = tmp_path / "key"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("CLASSIFIER_API_KEY_FILE", str(secret))
+    assert Settings().required_api_key() == "from-a-file"
+
+
+@pytest.mark.parametrize("content", [None, "", "  \n"])
+def test_an_unusable_key_file_is_refused(monkeypatch, tmp_path, content):
+    secret = tmp_path / "key"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("CLASSIFIER_API_KEY_FILE", str(secret))
+    with pytest.raises(ValueError, match="CLASSIFIER_API_KEY_FILE"):
+        Settings().required_api_key()
+
+
+def test_key_and_key_file_together_are_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLASSIFIER_API_KEY", "a")
+    monkeypatch.setenv("CLASSIFIER_API_KEY_FILE", str(tmp_path / "key"))
+    with pytest.raises(ValidationError, match="not both"):
+        Settings()

@@ -1,0 +1,104 @@
+"""Access control against the real server: API key, open health probes, /metrics, CORS."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests import images
+
+KEY = "k3y-for-tests-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed(make_server):
+    """A server with an API key from the environment, /metrics left open, and one CORS origin."""
+    return make_server(CLASSIFIER_API_KEY=KEY, CLASSIFIER_CORS_ORIGINS="https://app.example")
+
+
+@pytest.fixture(scope="module")
+def keyed_by_file(make_server, tmp_path_factory):
+    """A server with the key in a file (a mounted secret) and /metrics behind the key too."""
+    secret = tmp_path_factory.mktemp("secret") / "api-key"
+    secret.write_text(KEY + "\n")
+    return make_server(CLASSIFIER_API_KEY_FILE=str(secret), CLASSIFIER_METRICS_REQUIRE_KEY="true")
+
+
+def predict(url: str, headers: dict | None = None) -> httpx.Response:
+    files = {"image": ("a.jpg", images.jpeg(), "image/jpeg")}
+    return httpx.post(f"{url}/predict", files=files, headers=headers, timeout=60)
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file"])
+def test_every_api_needs_the_key(request, server_name):
+    url = request.getfixturevalue(server_name).url
+    assert predict(url, bearer(KEY)).status_code == 200
+    for headers in (None, bearer("wrong"), bearer(KEY + "x"), {"Authorization": KEY}, {"Authorization": "Basic " + KEY}):
+        response = predict(url, headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert "API key" in response.json()["error"]
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    for path, method in [
+        ("/predict_batch", "POST"),
+        ("/predict_base64", "POST"),
+        ("/classify", "POST"),
+        ("/info", "GET"),
+    ]:
+        assert httpx.request(method, url + path).status_code == 401, path
+    assert httpx.get(url + "/info", headers=bearer(KEY)).status_code == 200
+
+
+@pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file"])
+def test_health_probes_and_docs_stay_open(request, server_name):
+    url = request.getfixturevalue(server_name).url
+    for path in ("/livez", "/readyz", "/docs.json", "/"):
+        assert httpx.get(url + path).status_code == 200, path
+
+
+def test_metrics_open_or_protected_by_setting(keyed, keyed_by_file):
+    assert httpx.get(keyed.url + "/metrics").status_code == 200
+    assert httpx.get(keyed_by_file.url + "/metrics").status_code == 401
+    assert httpx.get(keyed_by_file.url + "/metrics", headers=bearer(KEY)).status_code == 200
+
+
+def test_the_key_never_reaches_the_logs(keyed, keyed_by_file):
+    for server in (keyed, keyed_by_file):
+        predict(server.url, bearer(KEY))
+        predict(server.url, bearer("a-wrong-key-to-look-for"))
+        log = server.log.read_text()
+        # the access log has the requests (with their status), so there is something to search
+        assert "method=POST,path=/predict" in log and "status=401" in log
+        assert KEY not in log and "a-wrong-key-to-look-for" not in log
+
+
+def test_cors_allows_only_the_configured_origin(keyed, server):
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    allowed = httpx.options(
+        keyed.url + "/predict", headers={"Origin": "https://app.example", **preflight}
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    refused = httpx.options(
+        keyed.url + "/predict", headers={"Origin": "https://evil.example", **preflight}
+    )
+    assert "access-control-allow-origin" not in refused.headers
+    # errors carry the header too, so that a page can show them
+    answer = predict(keyed.url, {"Origin": "https://app.example"})
+    assert answer.status_code == 401
+    assert answer.headers["access-control-allow-origin"] == "https://app.example"
+    # closed by default: the default server allows no origin
+    default = httpx.options(server.url + "/predict", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in default.headers
+    plain = predict(server.url, {"Origin": "https://app.example"})
+    assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+
+
+def test_without_a_key_setting_no_key_is_needed(server):
+    assert predict(server.url).status_code == 200
