@@ -506,28 +506,43 @@ class ApiKeyAuth:
 class ConcurrencyLimit:
     """ASGI middleware: at most `limit` requests to `paths` at once; more get 503 at once.
 
-    Refused before their body is read, with Retry-After, so an overloaded service answers the
-    excess in milliseconds instead of letting it time out in a queue.
+    Refused with Retry-After before any work is done on them, so an overloaded service answers
+    the excess in milliseconds instead of letting it time out in a queue. The refused body is
+    read and dropped first (up to `max_bytes`): closing a connection with unread data in it
+    makes the kernel reset it, and the client would see a broken connection instead of the 503.
     """
 
-    def __init__(self, app, limit: int, paths: frozenset[str]) -> None:
+    def __init__(self, app, limit: int, paths: frozenset[str], max_bytes: int) -> None:
         self.app = app
         self.limit = limit
         self.paths = paths
+        self.max_bytes = max_bytes
         self.active = 0  # one event loop per worker process: no lock needed
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
         if self.active >= self.limit:
-            busy = f"the service is handling its limit of {self.limit} requests; retry shortly"
-            headers = [(b"retry-after", b"1"), (b"connection", b"close")]
-            return await _send_json(send, 503, {"error": busy}, headers)
+            return await self._refuse(receive, send)
         self.active += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.active -= 1
+
+    async def _refuse(self, receive, send) -> None:
+        received, more = 0, True
+        while more and received <= self.max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client is gone
+            received += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        headers = [(b"retry-after", b"1")]
+        if more:
+            headers.append((b"connection", b"close"))
+        busy = f"the service is handling its limit of {self.limit} requests; retry shortly"
+        await _send_json(send, 503, {"error": busy}, headers)
 
 
 class ReadableErrors:
@@ -618,6 +633,7 @@ def _add_middlewares() -> None:
         ConcurrencyLimit,
         limit=settings.max_concurrency,
         paths=frozenset(api.route for api in ImageClassifier.apis.values()),
+        max_bytes=settings.max_request_bytes,
     )
     ImageClassifier.add_asgi_middleware(ReadableErrors)
     ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
