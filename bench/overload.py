@@ -206,13 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.inputs import photos
     from bench.load import ProcessSampler
     from bench.report import data_file, rerender
-    from bench.servers import Server
+    from bench.servers import serve_service
 
     stored = save_benchmark_model()
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    env = {"CLASSIFIER_MODEL_TAG": str(stored.tag)}
-    server = Server([bentoml, "serve", "service:ImageClassifier"], env, workdir / "serve.log",
-                    cwd=ROOT)  # fmt: skip
+    server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
     try:
         server.wait_ready()
         limit = httpx.get(f"{server.url}/info").json()["limits"]["max_concurrency"]

@@ -6,10 +6,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVE = [str(Path(sys.executable).with_name("bentoml")), "serve", "service:ImageClassifier"]
 
 
 def free_port() -> int:
@@ -57,3 +61,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def serve_service(env: dict[str, str], log: Path) -> Server:
+    """This project's service under `bentoml serve`, from the repository root."""
+    return Server(SERVE, env, log, cwd=ROOT)

@@ -48,16 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench.__main__ import measure_level, save_benchmark_model
     from bench.inputs import photos
     from bench.report import data_file, rerender
-    from bench.servers import Server
+    from bench.servers import serve_service
 
     stored = save_benchmark_model()
     bodies = photos(24)
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
     rows = []
     for name in args.configs:
         env = {"CLASSIFIER_MODEL_TAG": str(stored.tag), **CONFIGS[name]}
-        server = Server([bentoml, "serve", "service:ImageClassifier"], env,
-                        workdir / "serve.log", cwd=ROOT)  # fmt: skip
+        server = serve_service(env, workdir / "serve.log")
         try:
             server.wait_ready()
             for concurrency in args.concurrency:

@@ -63,18 +63,19 @@ async def drive(
     clock: Clock,
     honor_retry_after: bool = True,
     offset: int = 0,
+    min_answers: int = 0,
 ) -> list[Answer]:
     """`clients` loops that each send the next request, wait for the answer and repeat, from
-    `start` to `stop` seconds on `clock`. A client told 503/429 + Retry-After waits that long
+    `start` to `stop` seconds on `clock` (and on until `min_answers` are in). A client told 503/429 + Retry-After waits that long
     (up to 5 s) first, as a well-behaved client does."""
     answers: list[Answer] = []
 
     async def client_loop(index: int) -> None:
         await asyncio.sleep(max(0.0, start - clock()))
-        n = offset + index
-        while (sent := clock()) < stop:
+        n = (offset + index) * len(requests) // max(1, clients)  # spread, then in order
+        while (sent := clock()) < stop or len(answers) < min_answers:
             request = requests[n % len(requests)]
-            n += clients
+            n += 1
             retry_after = None
             try:
                 response = await client.request(request.method, request.path, **request.options)

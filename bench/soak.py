@@ -1,0 +1,208 @@
+"""Soak: `python -m bench.soak` (11 minutes by default; not run in CI).
+
+Clients send a steady mix of good requests (photos, base64, batches) and bad ones (truncated,
+not images, a decompression bomb, bad top_k, missing fields, wrong media type) for at least ten
+minutes and 20,000 requests. Records errors by class, the server's RSS over time (is there an
+upward trend?) and p99 over time. Writes bench/soak.json and bench/soak.png and re-renders
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.traffic import Answer, Clock, Request, drive, http_client, per_window
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mixed_requests(bodies: list[bytes]) -> list[Request]:
+    """Good and bad requests, interleaved; each bad one with the status it must get."""
+    from tests import images  # the hostile files the tests make
+
+    jpeg = ("a.jpg", bodies[0], "image/jpeg")
+    encoded = base64.b64encode(bodies[1]).decode()
+
+    def upload(kind: str, data: bytes, expect: int, **fields) -> Request:
+        files = {"image": ("upload.jpg", data, "image/jpeg")}
+        return Request(kind, "POST", "/predict", {"files": files, "data": fields}, expect)
+
+    good = [
+        *(upload("photo", body, 200) for body in bodies),
+        Request("base64", "POST", "/predict_base64", {"json": {"image": encoded}}),
+        Request(
+            "batch",
+            "POST",
+            "/predict_batch",
+            {"files": [("images", (f"{i}.jpg", body)) for i, body in enumerate(bodies[:3])]},
+        ),
+    ]
+    bad = [
+        upload("truncated JPEG", images.HOSTILE["truncated_jpeg"][0], 422),
+        upload("text as image", images.HOSTILE["text"][0], 415),
+        upload("HTML as image", images.HOSTILE["html"][0], 415),
+        upload("empty file", b"", 400),
+        upload("30000x30000 PNG bomb", images.HOSTILE["bomb"][0], 413),
+        upload("top_k 0", bodies[0], 400, top_k=0),
+        upload("top_k 'five'", bodies[0], 400, top_k="five"),
+        Request("missing field", "POST", "/predict", {"files": {"picture": jpeg}}, 400),
+        Request("JSON to /predict", "POST", "/predict", {"json": {"image": "x"}}, 415),
+        Request("garbage base64", "POST", "/predict_base64", {"json": {"image": "!!"}}, 400),
+        Request("wrong JSON type", "POST", "/predict_base64", {"json": {"image": 5}}, 400),
+    ]
+    mixed = []
+    for i in range(max(len(good), len(bad))):
+        mixed += [good[i % len(good)], bad[i % len(bad)]]
+    return mixed
+
+
+class RssRecorder:
+    """The server's RSS every `every` seconds, on a thread, as (seconds, MB) pairs."""
+
+    def __init__(self, sampler, clock: Clock, every: float = 5.0) -> None:
+        self.sampler, self.clock, self.every = sampler, clock, every
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((self.clock(), self.sampler.rss_mb()))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def summarize(answers: list[Answer], rss: list[tuple[float, float]], seconds: float) -> dict:
+    by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    classes = collections.Counter()
+    for answer in answers:
+        by_kind[answer.kind][answer.status] += 1
+        expected = f"{answer.status[0]}xx as expected" if answer.expected else None
+        classes[expected or f"unexpected {answer.status}"] += 1
+    times = np.array([t for t, _ in rss])
+    mbs = np.array([mb for _, mb in rss])
+    settled = times >= 60  # the first minute fills caches and allocator pools
+    slope = float(np.polyfit(times[settled], mbs[settled], 1)[0]) if settled.sum() > 2 else None
+    return {
+        "seconds": seconds,
+        "requests": len(answers),
+        "requests_per_s": len(answers) / seconds,
+        "classes": dict(classes),
+        "by_kind": {kind: dict(counter) for kind, counter in sorted(by_kind.items())},
+        "rss_mb": {
+            "first": float(mbs[0]),
+            "after_1_min": float(mbs[settled][0]) if settled.any() else None,
+            "last": float(mbs[-1]),
+            "max": float(mbs.max()),
+            "trend_mb_per_10_min": None if slope is None else slope * 600,
+        },
+        "rss_samples": rss,
+        "windows": per_window(answers, 30.0, seconds),
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    times, mbs = zip(*result["rss_samples"])
+    top.plot(np.array(times) / 60, mbs)
+    top.set_ylabel("server RSS, MB")
+    windows = result["windows"]
+    minutes = [(w["from_s"] + 15) / 60 for w in windows]
+    bottom.plot(minutes, [w["p99_ms"] for w in windows], label="p99 of good requests")
+    bottom.plot(minutes, [w["p50_ms"] for w in windows], label="p50 of good requests")
+    bottom.set_ylabel("latency per 30 s, ms")
+    bottom.set_xlabel("minutes")
+    bottom.legend()
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+    top.set_title(f"soak: {result['requests']} mixed requests, {result['clients']} clients")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=660)
+    parser.add_argument("--requests", type=int, default=20_000, help="at least this many")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+
+    from bench.__main__ import machine, save_benchmark_model
+    from bench.inputs import SIZES, photo
+    from bench.load import ProcessSampler
+    from bench.report import data_file, rerender
+    from bench.servers import serve_service
+
+    stored = save_benchmark_model()
+    server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
+    bodies = [photo(i, SIZES[i % 3]) for i in range(6)]  # 640x480 to 1280x960
+    try:
+        server.wait_ready()
+        clock = Clock()
+
+        async def run() -> list[Answer]:
+            async with http_client(server.url, args.clients) as client:
+                return await drive(
+                    client,
+                    mixed_requests(bodies),
+                    clients=args.clients,
+                    start=0,
+                    stop=args.seconds,
+                    clock=clock,
+                    min_answers=args.requests,
+                )
+
+        sampler = ProcessSampler(server.process.pid)
+        with RssRecorder(sampler, clock) as rss:
+            started = time.perf_counter()
+            answers = asyncio.run(run())
+            seconds = time.perf_counter() - started
+        result = {
+            "clients": args.clients,
+            **summarize(answers, rss.samples, seconds),
+            "server_alive": server.process.poll() is None,
+            "machine": machine(),
+        }
+    finally:
+        server.stop()
+    data_file(args.output, "soak.json").write_text(json.dumps(result, indent=1))
+    plot(result, data_file(args.output, "soak.png"))
+    rerender(args.output)
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k not in ("windows", "rss_samples")}, indent=1
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
