@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -199,19 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=float, default=20)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-overload-"))
-    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
-
-    from bench.__main__ import machine, save_benchmark_model
+    from bench.__main__ import machine
     from bench.inputs import photos
     from bench.load import ProcessSampler
-    from bench.report import data_file, rerender
-    from bench.servers import serve_service
+    from bench.report import record
+    from bench.servers import benchmark_service
 
-    stored = save_benchmark_model()
-    server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
-    try:
-        server.wait_ready()
+    with benchmark_service("overload") as server:
         limit = httpx.get(f"{server.url}/info").json()["limits"]["max_concurrency"]
         requests = photo_requests(server.url, photos(24))
         with ProcessSampler(server.process.pid) as sampler:
@@ -230,11 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         result["max_concurrency"] = limit
         result["server_alive"] = server.process.poll() is None
         result["machine"] = machine()
-    finally:
-        server.stop()
-    data_file(args.output, "overload.json").write_text(json.dumps(result, indent=1))
-    plot(result, data_file(args.output, "overload.png"))
-    rerender(args.output)
+    record(args.output, "overload", result, plot)
     print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import BASELINE, SERVICE, SERVICE_2W
@@ -19,10 +20,17 @@ def data_file(report: Path, name: str) -> Path:
     return path
 
 
+def record(report: Path, name: str, result: dict, plot: Callable[[dict, Path], None]) -> None:
+    """bench/NAME.json and bench/NAME.png beside `report`, then `report` re-rendered."""
+    data_file(report, f"{name}.json").write_text(json.dumps(result, indent=1))
+    plot(result, data_file(report, f"{name}.png"))
+    rerender(report)
+
+
 def rerender(report: Path = REPORT) -> None:
     """`report` and its plot from the latest results.json, precision.json and sweep.json."""
     results = json.loads(data_file(report, "results.json").read_text())
-    for part in ("precision", "sweep"):
+    for part in ("precision", "sweep", "overload", "soak"):
         if (path := data_file(report, f"{part}.json")).exists():
             results[part] = json.loads(path.read_text())
     plot = data_file(report, "throughput.png")
@@ -95,6 +103,8 @@ def render(results: dict, plot: Path) -> str:
         *target_notes(results),
         *precision_section(results.get("precision")),
         *sweep_section(results.get("sweep")),
+        *overload_section(results.get("overload")),
+        *soak_section(results.get("soak")),
     ]
     return "\n".join(lines)
 
@@ -111,6 +121,89 @@ def contiguous_line(results: dict) -> list[str]:
         f"Without channels_last (NCHW, torch's default layout): batch {best} "
         f"{rate:.1f} images/s against {raw['best_throughput']:.1f}, one image "
         f"{plain['single_latency_ms']:.1f} ms against {raw['single_latency_ms']:.1f} ms.",
+    ]
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} MB"
+
+
+def overload_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    seconds, steady = result["seconds"], result["steady"]
+    refusal, accepted = result["refusal_ms"], result["accepted_during_spike_ms"]
+    others = errors_text(result["other_statuses"])
+    recovered = result["recovered_after_s"]
+    rows = [
+        f"| {name} | {phase['ok_per_s']:.1f} | {ms(phase['p50_ms'])} | {ms(phase['p99_ms'])} | "
+        f"{phase['refused']} |"
+        for name, phase in steady.items()
+    ]
+    return [
+        "",
+        "## Overload",
+        "",
+        f"`python -m bench.overload` ({result['machine']['date']}): {result['steady_clients']} "
+        f"steady clients throughout; for {seconds['during']:.0f} s, {result['spike_clients']} more "
+        f"(5x the {result['max_concurrency']} requests a worker admits at once, "
+        "`CLASSIFIER_MAX_CONCURRENCY`). Clients wait as long as Retry-After says before trying "
+        "again.",
+        "",
+        f"- Requests: {result['requests']}; answered 200: {result['accepted']}, of which wrong: "
+        f"**{result['wrong_answers']}**; refused with 503: {result['refused']} "
+        f"({result['refused_with_retry_after']} with Retry-After); anything else: {others}",
+        f"- Refusals took {ms(refusal['p50'])} (p50), {ms(refusal['p99'])} (p99), "
+        f"{ms(refusal['max'])} at most; accepted requests during the spike: "
+        f"{ms(accepted['p50'])} (p50), {ms(accepted['p99'])} (p99)",
+        "- Back to normal throughput and latency "
+        + (f"**{recovered:.0f} s** after the spike ended" if recovered is not None else "**never**")
+        + f"; server RSS {result['rss_mb']['idle']:.0f} MB idle, {result['rss_mb']['peak']:.0f} MB "
+        f"at peak, {result['rss_mb']['end']:.0f} MB at the end; server "
+        + ("still running" if result["server_alive"] else "**crashed**"),
+        "",
+        "| steady clients | answered per s | p50 | p99 | refused |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+        "![answers, refusals and latency per second through the spike](bench/overload.png)",
+    ]
+
+
+def soak_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    rss, windows = result["rss_mb"], result["windows"]
+    p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
+    trend = rss["trend_mb_per_10_min"]
+    return [
+        "",
+        "## Soak",
+        "",
+        f"`python -m bench.soak` ({result['machine']['date']}): {result['requests']} requests in "
+        f"{result['seconds'] / 60:.1f} minutes from {result['clients']} clients "
+        f"({result['requests_per_s']:.0f} per s), good and bad interleaved.",
+        "",
+        "| class | requests |",
+        "|---|---:|",
+        *(f"| {name} | {count} |" for name, count in sorted(result["classes"].items())),
+        "",
+        "| kind | answers |",
+        "|---|---|",
+        *(f"| {kind} | {errors_text(statuses)} |" for kind, statuses in result["by_kind"].items()),
+        "",
+        f"- Server RSS: {rss['first']:.0f} MB at the start, {mb(rss['after_1_min'])} after a "
+        f"minute, {rss['last']:.0f} MB at the end, {rss['max']:.0f} MB at most; trend after the "
+        "first minute " + ("-" if trend is None else f"**{trend:+.1f} MB per 10 minutes**"),
+        f"- p99 of good requests per 30 s: {min(p99s):.0f} to {max(p99s):.0f} ms "
+        f"(first {p99s[0]:.0f}, last {p99s[-1]:.0f}); server "
+        + ("still running" if result["server_alive"] else "**crashed**"),
+        "",
+        "![server RSS and latency over the soak](bench/soak.png)",
     ]
 
 

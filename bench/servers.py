@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -66,3 +69,20 @@ class Server:
 def serve_service(env: dict[str, str], log: Path) -> Server:
     """This project's service under `bentoml serve`, from the repository root."""
     return Server(SERVE, env, log, cwd=ROOT)
+
+
+@contextlib.contextmanager
+def benchmark_service(name: str) -> Iterator[Server]:
+    """The service with its default settings serving the benchmark model from a private model
+    store, ready; stopped afterwards."""
+    from bench.__main__ import save_benchmark_model
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+    stored = save_benchmark_model()
+    server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -14,9 +14,7 @@ import asyncio
 import base64
 import collections
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -152,20 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
-
-    from bench.__main__ import machine, save_benchmark_model
+    from bench.__main__ import machine
     from bench.inputs import SIZES, photo
     from bench.load import ProcessSampler
-    from bench.report import data_file, rerender
-    from bench.servers import serve_service
+    from bench.report import record
+    from bench.servers import benchmark_service
 
-    stored = save_benchmark_model()
-    server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
     bodies = [photo(i, SIZES[i % 3]) for i in range(6)]  # 640x480 to 1280x960
-    try:
-        server.wait_ready()
+    with benchmark_service("soak") as server:
         clock = Clock()
 
         async def run() -> list[Answer]:
@@ -180,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     min_answers=args.requests,
                 )
 
-        sampler = ProcessSampler(server.process.pid)
-        with RssRecorder(sampler, clock) as rss:
+        with RssRecorder(ProcessSampler(server.process.pid), clock) as rss:
             started = time.perf_counter()
             answers = asyncio.run(run())
             seconds = time.perf_counter() - started
@@ -191,11 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             "server_alive": server.process.poll() is None,
             "machine": machine(),
         }
-    finally:
-        server.stop()
-    data_file(args.output, "soak.json").write_text(json.dumps(result, indent=1))
-    plot(result, data_file(args.output, "soak.png"))
-    rerender(args.output)
+    record(args.output, "soak", result, plot)
     print(
         json.dumps(
             {k: v for k, v in result.items() if k not in ("windows", "rss_samples")}, indent=1

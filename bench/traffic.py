@@ -66,8 +66,8 @@ async def drive(
     min_answers: int = 0,
 ) -> list[Answer]:
     """`clients` loops that each send the next request, wait for the answer and repeat, from
-    `start` to `stop` seconds on `clock` (and on until `min_answers` are in). A client told 503/429 + Retry-After waits that long
-    (up to 5 s) first, as a well-behaved client does."""
+    `start` to `stop` seconds on `clock`, and on until `min_answers` are in. A client told
+    503/429 + Retry-After waits that long (up to 5 s) first, as a well-behaved client does."""
     answers: list[Answer] = []
 
     async def client_loop(index: int) -> None:
