@@ -8,10 +8,15 @@ fails the requests batched with it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import json
+import logging
 import os
+import signal
+import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +29,12 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 
-from classifier.artifact import load_model
+from classifier.artifact import ModelIntegrityError, load_model
 from classifier.batching import Batcher
 from classifier.errors import ClientError, InvalidImage
 from classifier.inference import Predictor, top_k
@@ -46,6 +51,10 @@ from classifier.settings import get_settings
 
 settings = get_settings()
 INTERNAL_ATTEMPTS = 3
+# Set while the service calls its own `classify` through BentoML's in-process client (batching
+# = bentoml): that call runs the whole ASGI stack again, in the caller's context, for a request
+# already let in, which must be neither counted again nor asked for a key.
+INTERNAL_CALL = contextvars.ContextVar("internal_call", default=False)
 
 BATCH_SIZE = bentoml.metrics.Histogram(
     name="classifier_batch_size",
@@ -195,6 +204,29 @@ class ImageClassifier:
         self.prepare_pool = ThreadPoolExecutor(
             settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
         )
+        _refuse_new_connections_on_sigterm()
+
+    @bentoml.on_deployment
+    def check_model() -> None:
+        """Once per `bentoml serve`, in the main process, before any worker starts: a corrupt
+        model stops the server with one clear message instead of crashing workers in a loop."""
+        tag = _model_tag()
+        try:
+            stored = bentoml.models.get(tag)
+            load_model(stored.path, stored.info.metadata)  # the card, the SHA-256, the weights
+        except ModelIntegrityError as error:
+            raise SystemExit(
+                f"ImageClassifier refuses to start: the model {tag} failed its integrity check "
+                f"({error}). Save the model again with `python -m train ...`, or set "
+                "CLASSIFIER_MODEL_TAG to a good model from `bentoml models list`."
+            ) from None
+
+    @bentoml.on_shutdown
+    def stop(self) -> None:
+        """After the server has answered every request it accepted (SIGTERM)."""
+        if self.batcher is not None:
+            self.batcher.close(timeout=5)
+        self.prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     def _load_model(self) -> None:
         stored = bentoml.models.get(_model_tag())
@@ -369,6 +401,7 @@ class ImageClassifier:
         """One image through BentoML's adaptive batcher, by calling `classify` over BentoML's
         in-process client (settings.batching == "bentoml")."""
         for attempt in range(INTERNAL_ATTEMPTS):
+            token = INTERNAL_CALL.set(True)
             try:
                 [answer] = await self.to_async.classify([image])
                 return BatchItem.model_validate(answer)
@@ -382,6 +415,8 @@ class ImageClassifier:
                 # idempotent, so send it again on the new session.
                 if attempt == INTERNAL_ATTEMPTS - 1:
                     raise
+            finally:
+                INTERNAL_CALL.reset(token)
 
 
 class Timing:
@@ -399,6 +434,30 @@ class Timing:
         self.headers["Server-Timing"] = ", ".join(
             f"{name};dur={value * 1000:.1f}" for name, value in self.phases.items()
         )
+
+
+def _refuse_new_connections_on_sigterm() -> None:
+    """On SIGTERM, stop the kernel from queueing new connections for this server.
+
+    uvicorn stops accepting and lets the requests in flight finish, but BentoML's supervisor
+    keeps the listening socket open until its workers have exited, so during that drain new
+    clients would wait in the kernel's backlog for nothing and then be reset. Shutting down the
+    socket's reading side makes them refused at once, as a load balancer expects of a stopping
+    backend. Not in development mode, where `--reload` restarts workers on the same socket.
+    """
+    argv = sys.argv
+    if "--fd" not in argv or "--development-mode" in argv:
+        return  # not a `bentoml serve` worker
+    listener = socket.socket(fileno=os.dup(int(argv[argv.index("--fd") + 1])))
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame) -> None:
+        # a moment later: uvicorn first stops accepting, so no accepted connection is cut
+        threading.Timer(0.3, listener.shutdown, args=(socket.SHUT_RD,)).start()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _model_tag() -> str:
@@ -484,7 +543,12 @@ class ApiKeyAuth:
         self.open_paths = open_paths
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or self._is_open(scope["path"]) or self._authorized(scope):
+        if (
+            scope["type"] != "http"
+            or INTERNAL_CALL.get()
+            or self._is_open(scope["path"])
+            or self._authorized(scope)
+        ):
             return await self.app(scope, receive, send)
         await _send_json(
             send,
@@ -520,7 +584,7 @@ class ConcurrencyLimit:
         self.active = 0  # one event loop per worker process: no lock needed
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or scope["path"] not in self.paths or INTERNAL_CALL.get():
             return await self.app(scope, receive, send)
         if self.active >= self.limit:
             return await self._refuse(receive, send)
@@ -545,38 +609,57 @@ class ConcurrencyLimit:
         await _send_json(send, 503, {"error": busy}, headers)
 
 
-class ReadableErrors:
-    """ASGI middleware: every 4xx JSON body becomes {"error": "<what is wrong, and where>"}.
-
-    BentoML answers validation errors with "1 validation error for Input" (the field is only in
-    "detail") and wraps other client errors in a list; clients deserve one shape that names
-    the problem.
-    """
+class RewriteJSON:
+    """ASGI middleware base: responses that `holds` picks are buffered and sent on as the JSON
+    that `rewrite` makes of their body, with the same status and headers."""
 
     def __init__(self, app) -> None:
         self.app = app
 
+    def applies(self, scope) -> bool:
+        return True
+
+    def holds(self, start: dict) -> bool:
+        raise NotImplementedError
+
+    def rewrite(self, body: bytes) -> dict:
+        raise NotImplementedError
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.applies(scope):
             return await self.app(scope, receive, send)
         held = None
         chunks: list[bytes] = []
 
         async def rewriting_send(message) -> None:
             nonlocal held
-            if message["type"] == "http.response.start":
-                content_type = dict(message["headers"]).get(b"content-type", b"")
-                if 400 <= message["status"] < 500 and content_type.startswith(b"application/json"):
-                    held = message
-                    return
+            if message["type"] == "http.response.start" and self.holds(message):
+                held = message
+                return
             if held is None or message["type"] != "http.response.body":
                 return await send(message)
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-                await _send_json(send, held["status"], readable_error(b"".join(chunks)), headers)
+                await _send_json(send, held["status"], self.rewrite(b"".join(chunks)), headers)
 
         await self.app(scope, receive, rewriting_send)
+
+
+class ReadableErrors(RewriteJSON):
+    """Every 4xx JSON body becomes {"error": "<what is wrong, and where>"}.
+
+    BentoML answers validation errors with "1 validation error for Input" (the field is only in
+    "detail") and wraps other client errors in a list; clients deserve one shape that names
+    the problem.
+    """
+
+    def holds(self, start: dict) -> bool:
+        content_type = dict(start["headers"]).get(b"content-type", b"")
+        return 400 <= start["status"] < 500 and content_type.startswith(b"application/json")
+
+    def rewrite(self, body: bytes) -> dict:
+        return readable_error(body)
 
 
 def readable_error(body: bytes) -> dict:
@@ -596,6 +679,7 @@ def readable_error(body: bytes) -> dict:
             where = ".".join(str(part) for part in detail.get("loc", ()))
             problems.append(f"{where}: {detail.get('msg')}" if where else str(detail.get("msg")))
         data["error"] = "invalid request: " + "; ".join(problems)
+        del data["detail"]  # the schema (BentoML's InvalidArgument) documents `detail` as a string
     return data
 
 
@@ -610,6 +694,53 @@ async def _send_json(send, status: int, body: dict, headers: list) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
+class DocumentedErrors(RewriteJSON):
+    """/docs.json lists every status the APIs answer, not only 400, 404 and 500.
+
+    BentoML 1.4 documents those three for every API and offers no way to add others; all of the
+    service's errors share the 400's shape, {"error": "..."}.
+    """
+
+    def __init__(self, app, statuses: dict[int, str]) -> None:
+        super().__init__(app)
+        self.statuses = statuses
+
+    def applies(self, scope) -> bool:
+        return scope["path"] == "/docs.json"
+
+    def holds(self, start: dict) -> bool:
+        return start["status"] == 200
+
+    def rewrite(self, body: bytes) -> dict:
+        return self._document(json.loads(body))
+
+    def _document(self, spec: dict) -> dict:
+        for item in spec["paths"].values():
+            operation = item.get("post", {})
+            if "x-bentoml-name" in operation:  # the service's own APIs
+                error = operation["responses"]["400"]["content"]
+                for status, meaning in self.statuses.items():
+                    operation["responses"][str(status)] = {"description": meaning, "content": error}
+        return spec
+
+
+class ClientErrorsAreNotLogged(logging.Filter):
+    """Drops BentoML's ERROR record, with traceback, of every request it refuses as invalid.
+
+    A client's mistake is not a server fault, and hostile traffic must not flood the logs; the
+    access log still has each of these requests, with its status.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            return False
+        return not (isinstance(error, BentoMLException) and error.error_code < 500)
+
+
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorsAreNotLogged())
+
+
 def _add_middlewares() -> None:
     """Outermost first: CORS answers preflights itself, then the key, the concurrency limit."""
     if settings.cors_origins:
@@ -621,9 +752,18 @@ def _add_middlewares() -> None:
             expose_headers=["retry-after", "server-timing"],
             max_age=600,
         )
+    error_statuses = {
+        413: "Too large: the body, an image's pixels, or too many images",
+        415: "Not a supported media type or image format",
+        422: "A truncated or corrupt image",
+        503: "Busy or shutting down: retry after Retry-After seconds",
+        504: f"Not answered within {settings.request_timeout_s} s",
+    }
     api_key = settings.required_api_key()
     if api_key is not None:
-        open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json"}
+        error_statuses[401] = "Missing or wrong API key (Authorization: Bearer <key>)"
+        # health probes; the docs and the schema BentoML's Python client reads first
+        open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"}
         if not settings.metrics_require_key:
             open_paths.add("/metrics")
         ImageClassifier.add_asgi_middleware(
@@ -635,6 +775,7 @@ def _add_middlewares() -> None:
         paths=frozenset(api.route for api in ImageClassifier.apis.values()),
         max_bytes=settings.max_request_bytes,
     )
+    ImageClassifier.add_asgi_middleware(DocumentedErrors, statuses=error_statuses)
     ImageClassifier.add_asgi_middleware(ReadableErrors)
     ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = [str(Path(sys.executable).with_name("bentoml")), "serve", "service:ImageClassifier"]
@@ -58,10 +59,18 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            # BentoML's supervisor starts each worker in a session of its own: find them first
+            try:
+                children = psutil.Process(self.process.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                children = []
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                for child in children:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 

@@ -10,8 +10,11 @@ weights came from and their SHA-256, which is checked again on every load.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -78,13 +81,33 @@ def save_model(model: nn.Module, card: ModelCard, name: str = MODEL_NAME):
     data = buffer.getvalue()
     card = card.model_copy(update={"weights_sha256": sha256_of(data)})
     version = bentoml.Tag(name).make_new_version().version
-    with bentoml.models.create(
-        bentoml.Tag(name, f"{card.weights_source}-{version}"),
-        labels={"source": card.weights_source, "architecture": card.architecture},
-        metadata=card.model_dump(mode="json", exclude_none=True),  # the store rejects None
-    ) as stored:
-        Path(stored.path_of(WEIGHTS_FILE)).write_bytes(data)
-    return stored
+    with _store_lock(name):
+        with bentoml.models.create(
+            bentoml.Tag(name, f"{card.weights_source}-{version}"),
+            labels={"source": card.weights_source, "architecture": card.architecture},
+            metadata=card.model_dump(mode="json", exclude_none=True),  # the store rejects None
+        ) as created:
+            Path(created.path_of(WEIGHTS_FILE)).write_bytes(data)
+    return bentoml.models.get(created.tag)  # the copy in the store, not the staging directory
+
+
+@contextlib.contextmanager
+def _store_lock(name: str):
+    """One save of `name` at a time, across processes.
+
+    BentoML's store copies a new model into place and then rewrites the `latest` file in place;
+    two saves at once could interleave those steps (a reader of `latest` could find it empty).
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    models = Path(BentoMLContainer.bentoml_home.get()) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(models / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, ModelCard]:
@@ -107,5 +130,13 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
             f"{card.weights_sha256}: the file is corrupt or was replaced"
         )
     model = build_model(card.num_classes)
-    model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as error:  # the card's hash matched, but the weights do not fit the card
+        first_line = str(error).strip().splitlines()[0]
+        raise ModelIntegrityError(
+            f"the weights in {weights_path} do not fit a {card.architecture} with "
+            f"{card.num_classes} labels: {first_line}"
+        ) from None
     return model.eval(), card

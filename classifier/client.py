@@ -1,11 +1,14 @@
 """Classify image files with a running service from the command line, via BentoML's client.
 
 python -m classifier.client cat.jpg dog.png --url http://localhost:3000 --top-k 3
+
+With an API key on the service, pass `--api-key` or set CLASSIFIER_API_KEY.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="http://localhost:3000", help="%(default)s")
     parser.add_argument("--top-k", type=int, default=5, help="%(default)s")
     parser.add_argument("--timeout", type=float, default=60, help="seconds, %(default)s")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CLASSIFIER_API_KEY"),
+        help="sent as 'Authorization: Bearer <key>' (default: $CLASSIFIER_API_KEY)",
+    )
     args = parser.parse_args(argv)
 
     failures = 0
-    with bentoml.SyncHTTPClient(args.url, timeout=args.timeout) as client:
+    with bentoml.SyncHTTPClient(args.url, timeout=args.timeout, token=args.api_key) as client:
         for path in args.images:
             try:
                 answer = client.predict(image=path, top_k=args.top_k)

@@ -64,6 +64,11 @@ def load_image(
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        if (claimed := _signature(data)) is not None:
+            raise InvalidImage(
+                f"the data starts like a {claimed} file, but its header is corrupt or truncated",
+                status=422,
+            ) from None
         raise InvalidImage(
             f"not a supported image format ({_describe(data)}); send JPEG, PNG, GIF, WebP, "
             "BMP or TIFF",
@@ -121,6 +126,23 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image.convert("RGB")
     except ValueError:
         raise InvalidImage(f"unsupported colour mode {image.mode}", status=415) from None
+
+
+_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _signature(data: bytes) -> str | None:
+    """The image format whose magic bytes `data` starts with, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES.items() if data.startswith(magic)), None)
 
 
 def _describe(data: bytes) -> str:

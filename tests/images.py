@@ -57,13 +57,49 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     )
 
 
+def garbled(data: bytes, start: int, length: int = 64) -> bytes:
+    """`data` with `length` bytes from `start` inverted: corrupt, same size."""
+    damaged = bytearray(data)
+    for i in range(start, min(start + length, len(damaged))):
+        damaged[i] ^= 0xFF
+    return bytes(damaged)
+
+
+def _formats() -> dict[str, bytes]:
+    picture = photo(1)
+    return {
+        "jpeg": encode(picture, "JPEG", quality=90),
+        "png": encode(picture, "PNG"),
+        "gif": encode(picture.convert("P"), "GIF"),
+        "webp": encode(picture, "WEBP"),
+    }
+
+
+def _broken() -> dict[str, tuple[bytes, int]]:
+    broken = {}
+    for name, data in _formats().items():
+        broken[f"truncated_{name}"] = (data[: len(data) // 2], 422)
+        broken[f"{name}_header_only"] = (data[:40], 422)
+        # 512 bytes of the middle: too much for JPEG's resynchronisation to skip; WebP's decoder
+        # gets through any damage to its frame data, so its damage goes in the header instead
+        start = 20 if name == "webp" else len(data) // 2
+        broken[f"corrupt_{name}"] = (garbled(data, start, 512), 422)
+    return broken
+
+
+# Damaged, but the decoder gets through: a legal image, answered 200.
+RECOVERABLE = {"webp_frame_damaged": garbled(_formats()["webp"], 3000, 512)}
+
+
 HOSTILE = {
     # name: (bytes, expected status)
     "empty": (b"", 400),
     "text": (b"hello, this is not an image\n" * 10, 415),
     "html": (b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>", 415),
     "pdf": (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", 415),
-    "truncated_jpeg": (jpeg(1)[:600], 422),
-    "truncated_png": (png(1)[:300], 422),
+    "truncated_jpeg_early": (jpeg(1)[:600], 422),
+    "truncated_png_early": (png(1)[:300], 422),
+    **_broken(),
     "bomb": (png_bomb(), 413),
+    "wide_bomb": (png_bomb(200_000, 300), 413),
 }

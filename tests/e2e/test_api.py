@@ -151,6 +151,18 @@ class TestPredict:
             response = predict(http, data)
             assert response.status_code == 200, (size, response.text)
 
+    def test_refused_requests_leave_no_traceback_in_the_log(self, http, server):
+        before = server.log.read_text().count("Traceback")
+        assert_error(predict(http, images.jpeg(), top_k="five"), 400)
+        assert_error(http.post("/predict", files={"picture": ("x.jpg", b"x")}), 400)
+        assert_error(http.post("/predict_base64", json={"image": 5}), 400)
+        assert_error(http.post("/predict", json={}), 415)
+        assert_error(predict(http, b"%PDF-1.4 not an image"), 415)
+        assert predict(http, images.jpeg()).status_code == 200  # flushes the log lines above
+        log = server.log.read_text()
+        assert "status=415" in log
+        assert log.count("Traceback") == before, log[-3000:]
+
     def test_cmyk_and_sixteen_bit(self, http):
         cmyk = images.encode(images.photo().convert("CMYK"), "JPEG")
         sixteen = images.encode(images.photo().convert("I;16"), "PNG")

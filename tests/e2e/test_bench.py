@@ -39,3 +39,16 @@ def test_bench_and_sweep_write_the_report(tmp_path):
                     "## Targets", "## Tuning"):  # fmt: skip
         assert heading in text, heading
     assert "| defaults | 2 |" in text
+
+    run("bench.overload", "--steady", "2", "--times", "0.25", "--before", "2", "--during", "3",
+        "--after", "2", "--output", str(report))  # fmt: skip
+    overload = json.loads((tmp_path / "bench" / "overload.json").read_text())
+    assert overload["accepted"] > 0 and overload["wrong_answers"] == 0
+    assert overload["server_alive"] and not overload["other_statuses"], overload["other_statuses"]
+    run("bench.soak", "--seconds", "6", "--requests", "60", "--clients", "2",
+        "--output", str(report))  # fmt: skip
+    soak = json.loads((tmp_path / "bench" / "soak.json").read_text())
+    assert soak["requests"] >= 60 and set(soak["classes"]) == {"2xx as expected", "4xx as expected"}
+    text = report.read_text()
+    assert "## Overload" in text and "## Soak" in text
+    assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000

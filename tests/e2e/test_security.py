@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 
-from tests import images
+from tests import ROOT, images
 
 KEY = "k3y-for-tests-0123456789abcdef"
 
@@ -24,6 +27,13 @@ def keyed_by_file(make_server, tmp_path_factory):
     return make_server(CLASSIFIER_API_KEY_FILE=str(secret), CLASSIFIER_METRICS_REQUIRE_KEY="true")
 
 
+@pytest.fixture(scope="module")
+def keyed_bentoml_batching(make_server):
+    """A key, and the APIs calling `classify` through BentoML's in-process client: that inner
+    call must not need the key (nor count against the concurrency limit)."""
+    return make_server(CLASSIFIER_API_KEY=KEY, CLASSIFIER_BATCHING="bentoml")
+
+
 def predict(url: str, headers: dict | None = None) -> httpx.Response:
     files = {"image": ("a.jpg", images.jpeg(), "image/jpeg")}
     return httpx.post(f"{url}/predict", files=files, headers=headers, timeout=60)
@@ -33,7 +43,7 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file"])
+@pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file", "keyed_bentoml_batching"])
 def test_every_api_needs_the_key(request, server_name):
     url = request.getfixturevalue(server_name).url
     assert predict(url, bearer(KEY)).status_code == 200
@@ -108,3 +118,16 @@ def test_cors_allows_only_the_configured_origin(keyed, server):
 
 def test_without_a_key_setting_no_key_is_needed(server):
     assert predict(server.url).status_code == 200
+
+
+def test_the_python_client_sends_the_key(keyed, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(images.jpeg())
+    command = [sys.executable, "-m", "classifier.client", str(photo), "--url", keyed.url]
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "API key" in refused.stderr, refused.stderr
+    answered = subprocess.run(
+        [*command, "--api-key", KEY], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert "resnet50:" in answered.stdout

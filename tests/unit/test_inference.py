@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from classifier.artifact import WEIGHTS_FILE, ModelIntegrityError, load_model, save_model
 from classifier.inference import Predictor, cpu_supports_bf16, resolve_precision, top_k
-from tests import images
+from tests import ROOT, images
 from tests.conftest import random_model
 
 
@@ -99,3 +102,49 @@ def test_corrupt_weights_are_refused(bentoml_home, tmp_path):
     weights.unlink()
     with pytest.raises(ModelIntegrityError, match="cannot read"):
         load_model(tmp_path, stored.info.metadata)
+
+
+def test_weights_that_do_not_fit_the_card_are_refused(bentoml_home, tmp_path):
+    """A card whose hash matches, but whose labels do not match the weights' head."""
+    model, card = random_model(seed=8)
+    stored = save_model(model, card)
+    metadata = {**stored.info.metadata, "labels": ["a", "b"]}
+    with pytest.raises(ModelIntegrityError, match="do not fit a resnet50 with 2 labels"):
+        load_model(stored.path, metadata)
+
+
+SAVE = """
+import os, sys
+from tests.conftest import random_model
+os.environ["BENTOML_HOME"] = sys.argv[1]  # tests.conftest points it elsewhere
+from classifier.artifact import save_model
+model, card = random_model(seed=int(sys.argv[2]))
+print(save_model(model, card).tag)
+"""
+
+
+def test_concurrent_saves_leave_every_model_whole(tmp_path):
+    """Several processes save at once: every version loads, and `latest` names one that does."""
+    home = tmp_path / "bentoml"
+    savers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAVE, str(home), str(seed)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(3)
+    ]
+    tags = []
+    for saver in savers:
+        out, err = saver.communicate(timeout=300)
+        assert saver.returncode == 0, err
+        tags.append(out.strip().splitlines()[-1])
+    models = home / "models" / "resnet50"
+    versions = {path.name for path in models.iterdir() if path.is_dir()}
+    assert versions == {tag.split(":")[1] for tag in tags}
+    for version in versions:
+        metadata = yaml.safe_load((models / version / "model.yaml").read_text())["metadata"]
+        load_model(models / version, metadata)
+    assert (models / "latest").read_text().strip() in versions

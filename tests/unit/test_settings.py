@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from classifier.settings import Settings
+from tests import ROOT
 
 
 def test_defaults():
@@ -72,3 +73,10 @@ def test_key_and_key_file_together_are_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("CLASSIFIER_API_KEY_FILE", str(tmp_path / "key"))
     with pytest.raises(ValidationError, match="not both"):
         Settings()
+
+
+def test_every_setting_is_in_the_readme_configuration_table():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in Settings.model_fields:
+        assert f"| `CLASSIFIER_{name.upper()}` |" in table, name
