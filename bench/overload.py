@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.traffic import Answer, Clock, Request, drive, http_client, per_window, percentile
+from bench.traffic import Answer, Clock, Request, drive, per_window, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSED = ("503", "429")
@@ -66,20 +66,19 @@ def measure_spike(
 
     async def run() -> tuple[list[Answer], list[Answer]]:
         clock = Clock()
-        async with http_client(url, steady + spike) as client:
-            common = {"clock": clock, "honor_retry_after": True}
-            return await asyncio.gather(
-                drive(client, requests, clients=steady, start=0, stop=end, **common),
-                drive(
-                    client,
-                    requests,
-                    clients=spike,
-                    start=before,
-                    stop=before + during,
-                    offset=steady,
-                    **common,
-                ),
-            )
+        common = {"clock": clock, "honor_retry_after": True}
+        return await asyncio.gather(
+            drive(url, requests, clients=steady, start=0, stop=end, **common),
+            drive(
+                url,
+                requests,
+                clients=spike,
+                start=before,
+                stop=before + during,
+                offset=steady,
+                **common,
+            ),
+        )
 
     end = before + during + after
     steady_answers, spike_answers = asyncio.run(run())
@@ -198,14 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     from bench.__main__ import machine
-    from bench.inputs import photos
+    from bench.inputs import SIZES, photo
     from bench.load import ProcessSampler
     from bench.report import record
     from bench.servers import benchmark_service
 
     with benchmark_service("overload") as server:
         limit = httpx.get(f"{server.url}/info").json()["limits"]["max_concurrency"]
-        requests = photo_requests(server.url, photos(24))
+        # phone-sized photos (640x480 to 1280x960): with 12-megapixel uploads the load generator,
+        # on the same cores, would spend more CPU sending them than the server spends refusing
+        bodies = [photo(i, SIZES[i % 3]) for i in range(12)]
+        requests = photo_requests(server.url, bodies)
         with ProcessSampler(server.process.pid) as sampler:
             idle_rss = sampler.rss_mb()
             result = measure_spike(
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             result["rss_mb"] = {"idle": idle_rss, "peak": sampler.peak_rss_mb,
                                 "end": sampler.rss_mb()}  # fmt: skip
+        result["cpu_percent"] = {"server": sampler.cpu_percent,
+                                 "load_generator": sampler.client_cpu_percent}  # fmt: skip
+        result["photo_bytes"] = {"min": min(map(len, bodies)), "max": max(map(len, bodies))}
         result["max_concurrency"] = limit
         result["server_alive"] = server.process.poll() is None
         result["machine"] = machine()

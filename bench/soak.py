@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.traffic import Answer, Clock, Request, drive, http_client, per_window
+from bench.traffic import Answer, Clock, Request, drive, per_window
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,16 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         clock = Clock()
 
         async def run() -> list[Answer]:
-            async with http_client(server.url, args.clients) as client:
-                return await drive(
-                    client,
-                    mixed_requests(bodies),
-                    clients=args.clients,
-                    start=0,
-                    stop=args.seconds,
-                    clock=clock,
-                    min_answers=args.requests,
-                )
+            return await drive(
+                server.url,
+                mixed_requests(bodies),
+                clients=args.clients,
+                start=0,
+                stop=args.seconds,
+                clock=clock,
+                min_answers=args.requests,
+            )
 
         with RssRecorder(ProcessSampler(server.process.pid), clock) as rss:
             started = time.perf_counter()

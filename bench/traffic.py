@@ -54,7 +54,7 @@ class Clock:
 
 
 async def drive(
-    client: httpx.AsyncClient,
+    base_url: str,
     requests: Sequence[Request],
     *,
     clients: int,
@@ -67,10 +67,18 @@ async def drive(
 ) -> list[Answer]:
     """`clients` loops that each send the next request, wait for the answer and repeat, from
     `start` to `stop` seconds on `clock`, and on until `min_answers` are in. A client told
-    503/429 + Retry-After waits that long (up to 5 s) first, as a well-behaved client does."""
+    503/429 + Retry-After waits that long (up to 5 s) first, as a well-behaved client does.
+
+    Each client has a connection pool of its own: httpx scans a shared pool's connections for
+    every request, which with hundreds of clients costs more CPU than the server under test.
+    """
     answers: list[Answer] = []
 
     async def client_loop(index: int) -> None:
+        async with http_client(base_url, 1) as client:
+            await send_requests(client, index)
+
+    async def send_requests(client: httpx.AsyncClient, index: int) -> None:
         await asyncio.sleep(max(0.0, start - clock()))
         n = (offset + index) * len(requests) // max(1, clients)  # spread, then in order
         while (sent := clock()) < stop or len(answers) < min_answers:
