@@ -49,7 +49,18 @@ from classifier.schemas import (
 )
 from classifier.settings import get_settings
 
-settings = get_settings()
+
+def _settings_or_exit():
+    """The settings, or a clear refusal to start (not a traceback) when they are invalid."""
+    try:
+        settings = get_settings()
+        settings.required_api_key()  # an unreadable or empty key file
+    except ValueError as error:  # pydantic's ValidationError is one
+        raise SystemExit(f"ImageClassifier refuses to start: {error}") from None
+    return settings
+
+
+settings = _settings_or_exit()
 INTERNAL_ATTEMPTS = 3
 # Set while the service calls its own `classify` through BentoML's in-process client (batching
 # = bentoml): that call runs the whole ASGI stack again, in the caller's context, for a request

@@ -100,7 +100,8 @@ def measure_spike(
             "refused": sum(a.status in REFUSED for a in inside),
         }
 
-    windows = per_window(everything, window, end + 10)
+    last = max((a.sent + a.seconds for a in everything), default=end)
+    windows = per_window(everything, window, last)
     normal = phase(0, before)
     return {
         "steady_clients": steady,

@@ -157,6 +157,10 @@ def overload_section(result: dict | None) -> list[str]:
         f"- Requests: {result['requests']}; answered 200: {result['accepted']}, of which wrong: "
         f"**{result['wrong_answers']}**; refused with 503: {result['refused']} "
         f"({result['refused_with_retry_after']} with Retry-After); anything else: {others}",
+        f"- Photos of {result['photo_bytes']['min'] // 1000} to "
+        f"{result['photo_bytes']['max'] // 1000} KB; CPU over the run: server "
+        f"{result['cpu_percent']['server']:.0f} %, load generator (same machine) "
+        f"{result['cpu_percent']['load_generator']:.0f} % of one core",
         f"- Refusals took {ms(refusal['p50'])} (p50), {ms(refusal['p99'])} (p99), "
         f"{ms(refusal['max'])} at most; accepted requests during the spike: "
         f"{ms(accepted['p50'])} (p50), {ms(accepted['p99'])} (p99)",
@@ -179,6 +183,7 @@ def soak_section(result: dict | None) -> list[str]:
         return []
     rss, windows = result["rss_mb"], result["windows"]
     p99s = [w["p99_ms"] for w in windows if w["p99_ms"] is not None]
+    settled = [mb for seconds, mb in result["rss_samples"] if seconds >= 60] or [rss["last"]]
     trend = rss["trend_mb_per_10_min"]
     return [
         "",
@@ -197,8 +202,9 @@ def soak_section(result: dict | None) -> list[str]:
         *(f"| {kind} | {errors_text(statuses)} |" for kind, statuses in result["by_kind"].items()),
         "",
         f"- Server RSS: {rss['first']:.0f} MB at the start, {mb(rss['after_1_min'])} after a "
-        f"minute, {rss['last']:.0f} MB at the end, {rss['max']:.0f} MB at most; trend after the "
-        "first minute " + ("-" if trend is None else f"**{trend:+.1f} MB per 10 minutes**"),
+        f"minute, then between {min(settled):.0f} and {max(settled):.0f} MB (sampled every 5 s), "
+        f"{rss['last']:.0f} MB at the end; fitted trend after the first minute "
+        + ("-" if trend is None else f"**{trend:+.1f} MB per 10 minutes**"),
         f"- p99 of good requests per 30 s: {min(p99s):.0f} to {max(p99s):.0f} ms "
         f"(first {p99s[0]:.0f}, last {p99s[-1]:.0f}); server "
         + ("still running" if result["server_alive"] else "**crashed**"),

@@ -25,6 +25,17 @@ def serve(target: str, env: dict[str, str], log: Path, command: list[str] | None
     return Server(command or [BENTOML, "serve", target], env, log, cwd=ROOT)
 
 
+def serve_until_exit(tag: str, log: Path, **settings: str) -> tuple[int, str]:
+    """`bentoml serve` of the service with model `tag`, expected to refuse to start: its exit
+    code and output."""
+    server = serve("service:ImageClassifier", {"CLASSIFIER_MODEL_TAG": tag, **settings}, log)
+    try:
+        code = server.process.wait(timeout=120)  # a crash loop would never exit
+    finally:
+        server.stop()
+    return code, log.read_text()
+
+
 @pytest.fixture(scope="session")
 def server(stored_model, tmp_path_factory):
     env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": str(stored_model.tag)}

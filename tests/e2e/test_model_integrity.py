@@ -8,7 +8,7 @@ import pytest
 
 from classifier.artifact import WEIGHTS_FILE, save_model
 from tests.conftest import random_model
-from tests.e2e.conftest import serve
+from tests.e2e.conftest import serve_until_exit
 
 
 def damaged_model(how: str) -> str:
@@ -23,16 +23,6 @@ def damaged_model(how: str) -> str:
     else:
         weights.unlink()
     return str(stored.tag)
-
-
-def serve_until_exit(tag: str, log: Path) -> tuple[int, str]:
-    """`bentoml serve` of the service with model `tag`: its exit code and output."""
-    server = serve("service:ImageClassifier", {"CLASSIFIER_MODEL_TAG": tag}, log)
-    try:
-        code = server.process.wait(timeout=120)  # a crash loop would never exit
-    finally:
-        server.stop()
-    return code, log.read_text()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests import ROOT, images
+from tests.e2e.conftest import serve_until_exit
 
 KEY = "k3y-for-tests-0123456789abcdef"
 
@@ -131,3 +132,17 @@ def test_the_python_client_sends_the_key(keyed, tmp_path):
     )
     assert answered.returncode == 0, answered.stderr
     assert "resnet50:" in answered.stdout
+
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"CLASSIFIER_API_KEY_FILE": "/nonexistent/api-key"}, "cannot read"),
+        ({"CLASSIFIER_API_KEY": "a", "CLASSIFIER_API_KEY_FILE": "/x"}, "not both"),
+        ({"CLASSIFIER_MAX_CONCURRENCY": "0"}, "max_concurrency"),
+    ],
+)
+def test_bad_settings_stop_the_server_with_a_clear_message(stored_model, tmp_path, settings, words):
+    code, output = serve_until_exit(str(stored_model.tag), tmp_path / "serve.log", **settings)
+    assert code != 0, output
+    assert "Traceback" not in output and "refuses to start" in output and words in output, output
