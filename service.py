@@ -8,6 +8,7 @@ fails the requests batched with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -51,16 +52,16 @@ from classifier.settings import get_settings
 
 
 def _settings_or_exit():
-    """The settings, or a clear refusal to start (not a traceback) when they are invalid."""
+    """The settings and the API key (None: no key), or a clear refusal to start (not a
+    traceback) when they are invalid or the key file cannot be read."""
     try:
         settings = get_settings()
-        settings.required_api_key()  # an unreadable or empty key file
+        return settings, settings.required_api_key()
     except ValueError as error:  # pydantic's ValidationError is one
         raise SystemExit(f"ImageClassifier refuses to start: {error}") from None
-    return settings
 
 
-settings = _settings_or_exit()
+settings, API_KEY = _settings_or_exit()
 INTERNAL_ATTEMPTS = 3
 # Set while the service calls its own `classify` through BentoML's in-process client (batching
 # = bentoml): that call runs the whole ASGI stack again, in the caller's context, for a request
@@ -453,8 +454,10 @@ def _refuse_new_connections_on_sigterm() -> None:
     uvicorn stops accepting and lets the requests in flight finish, but BentoML's supervisor
     keeps the listening socket open until its workers have exited, so during that drain new
     clients would wait in the kernel's backlog for nothing and then be reset. Shutting down the
-    socket's reading side makes them refused at once, as a load balancer expects of a stopping
-    backend. Not in development mode, where `--reload` restarts workers on the same socket.
+    socket's reading side makes them refused at once (or reset, if they came in the instant
+    before), as a load balancer expects of a stopping backend; none is served. The socket is
+    the whole server's, shared by every worker: SIGTERM is for stopping the server, never one
+    worker. Not in development mode, where `--reload` restarts workers on the same socket.
     """
     argv = sys.argv
     if "--fd" not in argv or "--development-mode" in argv:
@@ -462,9 +465,13 @@ def _refuse_new_connections_on_sigterm() -> None:
     listener = socket.socket(fileno=os.dup(int(argv[argv.index("--fd") + 1])))
     previous = signal.getsignal(signal.SIGTERM)
 
+    def refuse() -> None:
+        with contextlib.suppress(OSError):  # another worker got there first
+            listener.shutdown(socket.SHUT_RD)
+
     def on_sigterm(signum, frame) -> None:
         # a moment later: uvicorn first stops accepting, so no accepted connection is cut
-        threading.Timer(0.3, listener.shutdown, args=(socket.SHUT_RD,)).start()
+        threading.Timer(0.3, refuse).start()
         if callable(previous):
             previous(signum, frame)
 
@@ -555,12 +562,14 @@ class ApiKeyAuth:
 
     async def __call__(self, scope, receive, send) -> None:
         if (
-            scope["type"] != "http"
+            scope["type"] not in ("http", "websocket")
             or INTERNAL_CALL.get()
-            or self._is_open(scope["path"])
+            or self.is_open(scope["path"], self.open_paths)
             or self._authorized(scope)
         ):
             return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":  # none today; refused all the same
+            return await send({"type": "websocket.close", "code": 1008})
         await _send_json(
             send,
             401,
@@ -568,8 +577,9 @@ class ApiKeyAuth:
             [(b"www-authenticate", b'Bearer realm="classifier"')],
         )
 
-    def _is_open(self, path: str) -> bool:
-        return path in self.open_paths or path.startswith("/static_content/")
+    @staticmethod
+    def is_open(path: str, open_paths: frozenset[str]) -> bool:
+        return path in open_paths or path.startswith("/static_content/")
 
     def _authorized(self, scope) -> bool:
         header = dict(scope["headers"]).get(b"authorization", b"")
@@ -712,9 +722,10 @@ class DocumentedErrors(RewriteJSON):
     service's errors share the 400's shape, {"error": "..."}.
     """
 
-    def __init__(self, app, statuses: dict[int, str]) -> None:
+    def __init__(self, app, statuses: dict[int, str], keyed_paths=None) -> None:
         super().__init__(app)
         self.statuses = statuses
+        self.keyed_paths = keyed_paths  # path -> needs the API key? None: no key at all
 
     def applies(self, scope) -> bool:
         return scope["path"] == "/docs.json"
@@ -732,6 +743,13 @@ class DocumentedErrors(RewriteJSON):
                 error = operation["responses"]["400"]["content"]
                 for status, meaning in self.statuses.items():
                     operation["responses"][str(status)] = {"description": meaning, "content": error}
+        if self.keyed_paths is not None:  # Swagger UI's "Authorize" button then sends the key
+            schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["apiKey"] = {"type": "http", "scheme": "bearer"}
+            for path, item in spec["paths"].items():
+                if self.keyed_paths(path):
+                    for operation in item.values():
+                        operation["security"] = [{"apiKey": []}]
         return spec
 
 
@@ -742,10 +760,12 @@ class ClientErrorsAreNotLogged(logging.Filter):
     access log still has each of these requests, with its status.
     """
 
+    REQUESTS = {spec.__name__ for spec in (PredictForm, PredictBatchForm, Base64Body, ClassifyBody)}
+
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, ValidationError):
-            return False
+        if isinstance(error, ValidationError):  # a request's, not one the service's code made
+            return error.title not in self.REQUESTS
         return not (isinstance(error, BentoMLException) and error.error_code < 500)
 
 
@@ -770,23 +790,28 @@ def _add_middlewares() -> None:
         503: "Busy or shutting down: retry after Retry-After seconds",
         504: f"Not answered within {settings.request_timeout_s} s",
     }
-    api_key = settings.required_api_key()
-    if api_key is not None:
+    keyed_paths = None
+    if API_KEY is not None:
         error_statuses[401] = "Missing or wrong API key (Authorization: Bearer <key>)"
         # health probes; the docs and the schema BentoML's Python client reads first
         open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"}
         if not settings.metrics_require_key:
             open_paths.add("/metrics")
-        ImageClassifier.add_asgi_middleware(
-            ApiKeyAuth, key=api_key, open_paths=frozenset(open_paths)
-        )
+        open_paths = frozenset(open_paths)
+        ImageClassifier.add_asgi_middleware(ApiKeyAuth, key=API_KEY, open_paths=open_paths)
+
+        def keyed_paths(path: str) -> bool:
+            return not ApiKeyAuth.is_open(path, open_paths)
+
     ImageClassifier.add_asgi_middleware(
         ConcurrencyLimit,
         limit=settings.max_concurrency,
         paths=frozenset(api.route for api in ImageClassifier.apis.values()),
         max_bytes=settings.max_request_bytes,
     )
-    ImageClassifier.add_asgi_middleware(DocumentedErrors, statuses=error_statuses)
+    ImageClassifier.add_asgi_middleware(
+        DocumentedErrors, statuses=error_statuses, keyed_paths=keyed_paths
+    )
     ImageClassifier.add_asgi_middleware(ReadableErrors)
     ImageClassifier.add_asgi_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
 

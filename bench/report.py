@@ -150,7 +150,8 @@ def overload_section(result: dict | None) -> list[str]:
         "",
         f"`python -m bench.overload` ({result['machine']['date']}): {result['steady_clients']} "
         f"steady clients throughout; for {seconds['during']:.0f} s, {result['spike_clients']} more "
-        f"(5x the {result['max_concurrency']} requests a worker admits at once, "
+        f"({result['spike_clients'] / result['max_concurrency']:g}x the "
+        f"{result['max_concurrency']} requests a worker admits at once, "
         "`CLASSIFIER_MAX_CONCURRENCY`). Clients wait as long as Retry-After says before trying "
         "again.",
         "",
@@ -205,8 +206,12 @@ def soak_section(result: dict | None) -> list[str]:
         f"minute, then between {min(settled):.0f} and {max(settled):.0f} MB (sampled every 5 s), "
         f"{rss['last']:.0f} MB at the end; fitted trend after the first minute "
         + ("-" if trend is None else f"**{trend:+.1f} MB per 10 minutes**"),
-        f"- p99 of good requests per 30 s: {min(p99s):.0f} to {max(p99s):.0f} ms "
-        f"(first {p99s[0]:.0f}, last {p99s[-1]:.0f}); server "
+        (
+            f"- p99 of good requests per 30 s: {min(p99s):.0f} to {max(p99s):.0f} ms "
+            f"(first {p99s[0]:.0f}, last {p99s[-1]:.0f}); server "
+            if p99s
+            else "- no good request was answered; server "
+        )
         + ("still running" if result["server_alive"] else "**crashed**"),
         "",
         "![server RSS and latency over the soak](bench/soak.png)",

@@ -96,11 +96,12 @@ def _store_lock(name: str):
     """One save of `name` at a time, across processes.
 
     BentoML's store copies a new model into place and then rewrites the `latest` file in place;
-    two saves at once could interleave those steps (a reader of `latest` could find it empty).
+    two saves at once could interleave those steps. (A server starting at the very moment of a
+    save may still read `latest` half-written: it then refuses to start, and says why.)
     """
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    models = Path(BentoMLContainer.bentoml_home.get()) / "models"
+    models = Path(BentoMLContainer.model_store_dir.get())
     models.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(models / f".{name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
@@ -134,7 +135,7 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as error:  # the card's hash matched, but the weights do not fit the card
-        first_line = str(error).strip().splitlines()[0]
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ModelIntegrityError(
             f"the weights in {weights_path} do not fit a {card.architecture} with "
             f"{card.num_classes} labels: {first_line}"

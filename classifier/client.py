@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     failures = 0
-    with bentoml.SyncHTTPClient(args.url, timeout=args.timeout, token=args.api_key) as client:
+    # "" rather than None: BentoML would otherwise send $BENTO_CLOUD_API_KEY to any --url
+    token = args.api_key or ""
+    with bentoml.SyncHTTPClient(args.url, timeout=args.timeout, token=token) as client:
         for path in args.images:
             try:
                 answer = client.predict(image=path, top_k=args.top_k)

@@ -15,7 +15,10 @@ MiB = 1024 * 1024
 class Settings(BaseSettings):
     """Every tunable of the service in one place; see the README's Configuration section."""
 
-    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", frozen=True)
+    # hide_input_in_errors: a refused setting's value (it may be the API key) is never echoed
+    model_config = SettingsConfigDict(
+        env_prefix="CLASSIFIER_", frozen=True, hide_input_in_errors=True
+    )
 
     model_tag: str = Field("resnet50:latest", description="Model store tag served.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -67,7 +70,7 @@ class Settings(BaseSettings):
         64,
         ge=1,
         description="Requests to the APIs handled at once by each worker; more get 503 at once, "
-        "with Retry-After, before their body is read.",
+        "with Retry-After, before any work is done on them.",
     )
     request_timeout_s: float = Field(
         60, gt=0, description="A request not answered in this time gets 504 (BentoML's timeout)."
@@ -101,6 +104,10 @@ class Settings(BaseSettings):
             raise ValueError("set CLASSIFIER_API_KEY or CLASSIFIER_API_KEY_FILE, not both")
         if self.api_key is not None and not self.api_key.get_secret_value().strip():
             raise ValueError("CLASSIFIER_API_KEY is empty")
+        if self.metrics_require_key and self.api_key is None and self.api_key_file is None:
+            raise ValueError(
+                "CLASSIFIER_METRICS_REQUIRE_KEY needs CLASSIFIER_API_KEY or CLASSIFIER_API_KEY_FILE"
+            )
         return self
 
     def required_api_key(self) -> str | None:

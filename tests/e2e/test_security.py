@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -76,6 +77,15 @@ def test_health_probes_and_docs_stay_open(request, server_name):
         assert httpx.get(url + path).status_code == 200, path
 
 
+def test_the_schema_says_which_paths_need_the_key(keyed):
+    schema = httpx.get(keyed.url + "/docs.json").json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert schema["paths"]["/predict"]["post"]["security"] == [{"apiKey": []}]
+    assert schema["paths"]["/info"]["get"]["security"] == [{"apiKey": []}]
+    assert "security" not in schema["paths"]["/readyz"]["get"]
+    assert "401" in schema["paths"]["/predict"]["post"]["responses"]
+
+
 def test_metrics_open_or_protected_by_setting(keyed, keyed_by_file):
     assert httpx.get(keyed.url + "/metrics").status_code == 200
     assert httpx.get(keyed_by_file.url + "/metrics").status_code == 401
@@ -86,7 +96,9 @@ def test_the_key_never_reaches_the_logs(keyed, keyed_by_file):
     for server in (keyed, keyed_by_file):
         predict(server.url, bearer(KEY))
         predict(server.url, bearer("a-wrong-key-to-look-for"))
-        log = server.log.read_text()
+        deadline = time.monotonic() + 10
+        while "status=401" not in (log := server.log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the access log is written after the answer
         # the access log has the requests (with their status), so there is something to search
         assert "method=POST,path=/predict" in log and "status=401" in log
         assert KEY not in log and "a-wrong-key-to-look-for" not in log
@@ -138,7 +150,8 @@ def test_the_python_client_sends_the_key(keyed, tmp_path):
     "settings, words",
     [
         ({"CLASSIFIER_API_KEY_FILE": "/nonexistent/api-key"}, "cannot read"),
-        ({"CLASSIFIER_API_KEY": "a", "CLASSIFIER_API_KEY_FILE": "/x"}, "not both"),
+        ({"CLASSIFIER_API_KEY": KEY, "CLASSIFIER_API_KEY_FILE": "/x"}, "not both"),
+        ({"CLASSIFIER_METRICS_REQUIRE_KEY": "true"}, "needs CLASSIFIER_API_KEY"),
         ({"CLASSIFIER_MAX_CONCURRENCY": "0"}, "max_concurrency"),
     ],
 )
@@ -146,3 +159,4 @@ def test_bad_settings_stop_the_server_with_a_clear_message(stored_model, tmp_pat
     code, output = serve_until_exit(str(stored_model.tag), tmp_path / "serve.log", **settings)
     assert code != 0, output
     assert "Traceback" not in output and "refuses to start" in output and words in output, output
+    assert KEY[:6] not in output, "a refused setting's value is never echoed: it may be the key"

@@ -80,3 +80,20 @@ def test_every_setting_is_in_the_readme_configuration_table():
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     for name in Settings.model_fields:
         assert f"| `CLASSIFIER_{name.upper()}` |" in table, name
+
+
+def test_a_refused_setting_is_not_echoed(monkeypatch, tmp_path):
+    """The error names the problem, never the value: it may be the API key."""
+    monkeypatch.setenv("CLASSIFIER_API_KEY", "do-not-print-me")
+    monkeypatch.setenv("CLASSIFIER_API_KEY_FILE", str(tmp_path / "key"))
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "not both" in str(caught.value) and "do-not-print-me" not in str(caught.value)
+
+
+def test_protecting_metrics_needs_a_key(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_METRICS_REQUIRE_KEY", "true")
+    with pytest.raises(ValidationError, match="needs CLASSIFIER_API_KEY"):
+        Settings()
+    monkeypatch.setenv("CLASSIFIER_API_KEY", "k")
+    assert Settings().metrics_require_key
