@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,27 @@ SERVER_ENV = {
     "CLASSIFIER_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
     "CLASSIFIER_MAX_BATCH_IMAGES": "12",
 }
+
+
+def slow_upload(data: bytes, chunks: int = 16, seconds_per_chunk: float = 0.5) -> dict:
+    """httpx arguments for a multipart /predict body sent slowly, like a phone on a weak network
+    would: by default it takes 8 s."""
+    boundary = "slowupload"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    size = -(-len(body) // chunks)
+
+    def pieces():
+        for start in range(0, len(body), size):
+            time.sleep(seconds_per_chunk)
+            yield body[start : start + size]
+
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    return {"content": pieces(), "headers": headers}
 
 
 def serve(target: str, env: dict[str, str], log: Path, command: list[str] | None = None) -> Server:

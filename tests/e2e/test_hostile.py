@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests import images
-from tests.e2e.conftest import SERVER_ENV
+from tests.e2e.conftest import SERVER_ENV, slow_upload
 
 MiB = 1024 * 1024
 MAX_BATCH = int(SERVER_ENV["CLASSIFIER_MAX_BATCH_IMAGES"])
@@ -161,3 +161,14 @@ def test_hostile_requests_get_4xx_good_ones_are_undisturbed_memory_returns(targe
         after = rss_mb(target.process.pid)
     print(f"server RSS {before:.0f} MB before, {after:.0f} MB after")
     assert after < before + 150, f"RSS grew from {before:.0f} to {after:.0f} MB"
+
+
+def test_a_request_slower_than_the_timeout_gets_504_and_the_server_goes_on(make_server):
+    """A client that uploads too slowly (or a request that waits too long) is cut off at
+    CLASSIFIER_REQUEST_TIMEOUT_S with a JSON 504, and holds nothing afterwards."""
+    server = make_server(CLASSIFIER_REQUEST_TIMEOUT_S="1")
+    response = httpx.post(f"{server.url}/predict", timeout=60, **slow_upload(images.jpeg()))  # 8 s
+    assert response.status_code == 504, response.text
+    assert "1" in response.json()["error"]
+    answer = httpx.post(f"{server.url}/predict", timeout=60, **upload(images.jpeg()))
+    assert answer.status_code == 200, answer.text

@@ -9,31 +9,9 @@ import time
 import httpx
 
 from tests import images
-from tests.e2e.conftest import serve
+from tests.e2e.conftest import serve, slow_upload
 
-IN_FLIGHT = 6
-CHUNKS = 16
-SECONDS_PER_CHUNK = 0.5  # each upload takes 8 s: all are in flight at SIGTERM, for long
-
-
-def slow_upload(data: bytes):
-    """A multipart /predict body, sent slowly like a phone on a weak network would."""
-    boundary = "slowupload"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
-        f"Content-Type: image/jpeg\r\n\r\n".encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    size = -(-len(body) // CHUNKS)
-
-    def chunks():
-        for start in range(0, len(body), size):
-            time.sleep(SECONDS_PER_CHUNK)
-            yield body[start : start + size]
-
-    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
-    return {"content": chunks(), "headers": headers}
+IN_FLIGHT = 6  # uploads of 8 s each: all in flight at SIGTERM, for long
 
 
 def test_sigterm_answers_every_accepted_request_refuses_new_ones_and_exits(stored_model, tmp_path):
