@@ -155,37 +155,24 @@ def recovery(windows: list[dict], normal: dict, spike_end: float, window: float)
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bench.report import two_panels
 
     windows = result["windows"]
     times = [w["from_s"] for w in windows]
     spike_start = result["seconds"]["before"]
     spike_end = spike_start + result["seconds"]["during"]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    top.plot(times, [w["ok_per_s"] for w in windows], label="answered (200) per s")
-    top.plot(
-        times,
-        [sum(w["statuses"].get(s, 0) for s in REFUSED) for w in windows],
-        label="refused (503) per s",
-    )
-    top.set_ylabel("requests per second")
-    top.legend()
-    bottom.plot(times, [w["p50_ms"] for w in windows], label="p50 of answered")
-    bottom.plot(times, [w["p99_ms"] for w in windows], label="p99 of answered")
-    bottom.set_ylabel("latency, ms")
-    bottom.set_xlabel("seconds")
-    bottom.legend()
-    for axis in (top, bottom):
-        axis.axvspan(spike_start, spike_end, color="red", alpha=0.08)
-        axis.grid(alpha=0.3)
-    extra = result["spike_clients"]
-    top.set_title(f"{extra} extra clients from {spike_start:.0f} to {spike_end:.0f} s")
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    title = f"{result['spike_clients']} extra clients from {spike_start:.0f} to {spike_end:.0f} s"
+    with two_panels(path, title, "seconds") as (top, bottom):
+        top.plot(times, [w["ok_per_s"] for w in windows], label="answered (200) per s")
+        refused = [sum(w["statuses"].get(s, 0) for s in REFUSED) for w in windows]
+        top.plot(times, refused, label="refused (503) per s")
+        top.set_ylabel("requests per second")
+        bottom.plot(times, [w["p50_ms"] for w in windows], label="p50 of answered")
+        bottom.plot(times, [w["p99_ms"] for w in windows], label="p99 of answered")
+        bottom.set_ylabel("latency, ms")
+        for axis in (top, bottom):
+            axis.axvspan(spike_start, spike_end, color="red", alpha=0.08)
+            axis.legend()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -25,6 +26,25 @@ def record(report: Path, name: str, result: dict, plot: Callable[[dict, Path], N
     data_file(report, f"{name}.json").write_text(json.dumps(result, indent=1))
     plot(result, data_file(report, f"{name}.png"))
     rerender(report)
+
+
+@contextlib.contextmanager
+def two_panels(path: Path, title: str, xlabel: str):
+    """Two plots over one x axis, saved to `path` as the block ends: `with ... as (top, bottom)`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    yield top, bottom
+    for axis in (top, bottom):
+        axis.grid(alpha=0.3)
+    top.set_title(title)
+    bottom.set_xlabel(xlabel)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
 
 
 def rerender(report: Path = REPORT) -> None:

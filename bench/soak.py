@@ -119,28 +119,19 @@ def summarize(answers: list[Answer], rss: list[tuple[float, float]], seconds: fl
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from bench.report import two_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    times, mbs = zip(*result["rss_samples"])
-    top.plot(np.array(times) / 60, mbs)
-    top.set_ylabel("server RSS, MB")
-    windows = result["windows"]
-    minutes = [(w["from_s"] + 15) / 60 for w in windows]
-    bottom.plot(minutes, [w["p99_ms"] for w in windows], label="p99 of good requests")
-    bottom.plot(minutes, [w["p50_ms"] for w in windows], label="p50 of good requests")
-    bottom.set_ylabel("latency per 30 s, ms")
-    bottom.set_xlabel("minutes")
-    bottom.legend()
-    for axis in (top, bottom):
-        axis.grid(alpha=0.3)
-    top.set_title(f"soak: {result['requests']} mixed requests, {result['clients']} clients")
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    title = f"soak: {result['requests']} mixed requests, {result['clients']} clients"
+    with two_panels(path, title, "minutes") as (top, bottom):
+        times, mbs = zip(*result["rss_samples"])
+        top.plot(np.array(times) / 60, mbs)
+        top.set_ylabel("server RSS, MB")
+        windows = result["windows"]
+        minutes = [(w["from_s"] + 15) / 60 for w in windows]
+        bottom.plot(minutes, [w["p99_ms"] for w in windows], label="p99 of good requests")
+        bottom.plot(minutes, [w["p50_ms"] for w in windows], label="p50 of good requests")
+        bottom.set_ylabel("latency per 30 s, ms")
+        bottom.legend()
 
 
 def main(argv: list[str] | None = None) -> int:
