@@ -3,7 +3,7 @@
 `python -m bench.litserve_server --host H --port P` with BASELINE_MODEL_DIR set (the model as
 `weights.pt` + `card.json`). LitServe decodes each request in `decode_request` inside its
 inference worker, batches up to 16 within 20 ms, and runs the model at the service's precision.
-Started by `python -m bench` when litserve is installed (it is in requirements.txt).
+Started by `python -m bench` when litserve is installed (it is in requirements-dev.txt).
 """
 
 from __future__ import annotations

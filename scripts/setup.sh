@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install requirements.txt into it; quick when nothing changed.
+# Create .venv and install requirements-dev.txt (the service's requirements.txt, plus tests and
+# benchmarks) into it; quick when nothing changed.
 # Sourced by serve.sh and test.sh; leaves the venv activated.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,10 +11,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing requirements.txt (torch is large: a minute or more the first time)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "==> installing requirements-dev.txt (torch is large: a minute or more the first time)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$wanted" > "$stamp"
 fi
 # shellcheck disable=SC1091

@@ -29,6 +29,11 @@ def test_built_bento_serves(stored_model, tmp_path):
     ).stdout.strip()
     manifest = yaml.safe_load(open(os.path.join(bento_dir, "bento.yaml")))
     assert [m["tag"] for m in manifest["services"][0]["models"]] == [str(stored_model.tag)]
+    # the service's requirements only: tests and benchmarks stay out of the Bento and its image
+    packaged = open(os.path.join(bento_dir, "env", "python", "requirements.txt")).read()
+    assert "torch==" in packaged and "bentoml==" in packaged
+    for development_only in ("pytest", "schemathesis", "locust", "litserve", "matplotlib"):
+        assert development_only not in packaged, development_only
 
     # A newer model in the store must not change what the built Bento serves.
     model, card = random_model(seed=3)
