@@ -50,7 +50,7 @@ def two_panels(path: Path, title: str, xlabel: str):
 def rerender(report: Path = REPORT) -> None:
     """`report` and its plot from the latest results.json, precision.json and sweep.json."""
     results = json.loads(data_file(report, "results.json").read_text())
-    for part in ("precision", "sweep", "overload", "soak"):
+    for part in ("precision", "sweep", "overload", "soak", "container"):
         if (path := data_file(report, f"{part}.json")).exists():
             results[part] = json.loads(path.read_text())
     plot = data_file(report, "throughput.png")
@@ -125,6 +125,7 @@ def render(results: dict, plot: Path) -> str:
         *sweep_section(results.get("sweep")),
         *overload_section(results.get("overload")),
         *soak_section(results.get("soak")),
+        *container_section(results.get("container")),
     ]
     return "\n".join(lines)
 
@@ -235,6 +236,25 @@ def soak_section(result: dict | None) -> list[str]:
         + ("still running" if result["server_alive"] else "**crashed**"),
         "",
         "![server RSS and latency over the soak](bench/soak.png)",
+    ]
+
+
+def container_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    return [
+        "",
+        "## Container image",
+        "",
+        f"`bash scripts/container-smoke.sh` ({result['machine']['date']}): the service's OCI "
+        f"image, built by `bentoml containerize --backend buildah` on `{result['base']}` "
+        "(Debian 12, made by `scripts/base-image.sh`), with CUDA-enabled torch from the package "
+        "index.",
+        "",
+        "| image size | build (containerize) | start to ready | SIGTERM to exit |",
+        "|---:|---:|---:|---:|",
+        f"| {result['image_mb'] / 1000:.2f} GB | {result['build_s']:.0f} s | "
+        f"{result['ready_s']:.1f} s | {result['stop_s']:.1f} s |",
     ]
 
 

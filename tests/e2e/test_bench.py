@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
+from bench.report import rerender
 from tests import ROOT
 
 
@@ -49,6 +51,9 @@ def test_bench_and_sweep_write_the_report(tmp_path):
         "--output", str(report))  # fmt: skip
     soak = json.loads((tmp_path / "bench" / "soak.json").read_text())
     assert soak["requests"] >= 60 and set(soak["classes"]) == {"2xx as expected", "4xx as expected"}
+    # and the figures `scripts/container-smoke.sh` records (too slow to run here)
+    shutil.copy(ROOT / "bench" / "container.json", tmp_path / "bench" / "container.json")
+    rerender(report)
     text = report.read_text()
-    assert "## Overload" in text and "## Soak" in text
+    assert "## Overload" in text and "## Soak" in text and "## Container image" in text
     assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000

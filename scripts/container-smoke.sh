@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Build the service's OCI image and prove it works, with no Docker engine and no registry:
+#   bash scripts/container-smoke.sh          (as root; about 6 minutes, most of it the first time)
+# Installs podman, buildah, runc and debootstrap from Debian if missing; makes the local base image
+# (scripts/base-image.sh); `bentoml build`s a Bento pointed at it, with a small random-weights model
+# in a private store (CLASSIFIER_MODEL_TAG and BENTOML_HOME: use yours instead); `bentoml
+# containerize`s it with buildah; runs it with podman on loopback; checks a photo is classified,
+# a bad file gets a 4xx, it starts and serves with no network at all, and SIGTERM stops it cleanly
+# in time. Writes the image's size, build and start times to bench/container.json (BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "==> $*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+seconds() { date +%s.%N; }
+elapsed() { python3 -c "print(round($(seconds) - $1, 1))"; }
+
+if ! command -v podman > /dev/null || ! command -v buildah > /dev/null || ! command -v debootstrap > /dev/null; then
+  say "installing podman, buildah, runc, debootstrap"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q > /dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman buildah runc debootstrap > /dev/null
+fi
+if [ ! -s /etc/containers/containers.conf ] || ! grep -q 'runtime = "runc"' /etc/containers/containers.conf; then
+  # crun fails on hosts with a hybrid cgroup layout; podman's default ulimits exceed some hosts'
+  say "configuring podman: runc, ulimits within the host's"
+  mkdir -p /etc/containers
+  cat > /etc/containers/containers.conf << CONF
+[containers]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+CONF
+fi
+
+source scripts/setup.sh
+BASE=localhost/image-classifier-base:bookworm
+if ! podman image exists "$BASE"; then
+  started=$(seconds)
+  IMAGE=$BASE EXTRA_CA_CERTS=${EXTRA_CA_CERTS:-} bash scripts/base-image.sh
+  say "base image in $(elapsed "$started") s"
+fi
+
+work=$(mktemp -d)
+trap 'podman rm -f classifier-smoke classifier-offline > /dev/null 2>&1 || true; rm -rf "$work"' EXIT
+if [ -z "${CLASSIFIER_MODEL_TAG:-}" ]; then
+  export BENTOML_HOME=$work/bentoml
+  CLASSIFIER_MODEL_TAG=$(python -c "
+import os
+from tests.conftest import random_model  # points BENTOML_HOME at a temporary store: undo that
+os.environ['BENTOML_HOME'] = '$BENTOML_HOME'
+from classifier.artifact import save_model
+print(save_model(*random_model()).tag)" | tail -n 1)
+  export CLASSIFIER_MODEL_TAG
+fi
+say "model $CLASSIFIER_MODEL_TAG"
+
+# the project's bentofile, with the local base image instead of python:3.11-slim from a registry
+sed -e "s|^docker:$|docker:\n  base_image: \"$BASE\"|" -e '/^  python_version:/d' bentofile.yaml > "$work/bentofile.yaml"
+bento=$(bentoml build -f "$work/bentofile.yaml" --output tag . | tail -n 1 | sed 's/^__tag__://')
+say "built $bento"
+image=localhost/image-classifier:smoke
+started=$(seconds)
+bentoml containerize "$bento" --backend buildah -t "$image" > "$work/containerize.log" 2>&1 || {
+  tail -n 40 "$work/containerize.log"; fail "bentoml containerize"; }
+build_s=$(elapsed "$started")
+size=$(podman image inspect "$image" --format '{{.Size}}')
+say "image $image: $((size / 1000000)) MB, built in $build_s s"
+
+port=$(python -c "from bench.servers import free_port; print(free_port())")
+started=$(seconds)
+podman run -d --name classifier-smoke -p "127.0.0.1:$port:3000" "$image" > /dev/null
+url=http://127.0.0.1:$port
+for _ in $(seq 240); do curl -sf "$url/readyz" > /dev/null && break; sleep 0.5; done
+curl -sf "$url/readyz" > /dev/null || { podman logs classifier-smoke | tail -n 40; fail "not ready in 120 s"; }
+ready_s=$(elapsed "$started")
+say "ready in $ready_s s"
+
+python -c "from tests import images; open('$work/photo.jpg', 'wb').write(images.jpeg())"
+curl -sf -F "image=@$work/photo.jpg" "$url/predict" | python -c "
+import json, sys
+answer = json.load(sys.stdin)
+assert answer['model'] == '$CLASSIFIER_MODEL_TAG' and answer['predictions'], answer
+print('    photo:', answer['predictions'][0])"
+echo "not an image" > "$work/bad.jpg"
+status=$(curl -s -o "$work/bad.json" -w '%{http_code}' -F "image=@$work/bad.jpg" "$url/predict")
+[ "$status" = 415 ] && grep -q '"error"' "$work/bad.json" || fail "a bad file got $status: $(cat "$work/bad.json")"
+say "a bad file gets $status: $(cat "$work/bad.json")"
+
+started=$(seconds)
+podman stop -t 60 classifier-smoke > /dev/null
+stop_s=$(elapsed "$started")
+code=$(podman inspect classifier-smoke --format '{{.State.ExitCode}}')
+[ "$code" = 0 ] || { podman logs classifier-smoke | tail -n 40; fail "exit code $code after SIGTERM"; }
+python -c "assert $stop_s < 30, 'took $stop_s s to stop'"
+say "SIGTERM: exit code 0 in $stop_s s"
+podman rm classifier-smoke > /dev/null
+
+# no network at all: nothing may be downloaded at start, and it must still serve
+podman run -d --name classifier-offline --network none "$image" > /dev/null
+probe="import urllib.request as u; u.urlopen('http://127.0.0.1:3000/readyz', timeout=2)"
+for _ in $(seq 240); do podman exec classifier-offline python -c "$probe" 2> /dev/null && break; sleep 0.5; done
+podman exec classifier-offline python -c "
+import json, urllib.request as u
+info = json.load(u.urlopen('http://127.0.0.1:3000/info', timeout=10))
+assert info['model'] == '$CLASSIFIER_MODEL_TAG', info" || { podman logs classifier-offline | tail -n 40; fail "no network: not serving"; }
+say "with no network: ready and serving"
+
+python - << PY
+import json
+from bench.__main__ import machine
+from bench.report import data_file, REPORT
+record = {"image_mb": $size / 1e6, "build_s": $build_s, "ready_s": $ready_s, "stop_s": $stop_s,
+          "base": "$BASE", "machine": machine()}
+data_file(REPORT, "container.json").write_text(json.dumps(record, indent=1))
+PY
+say "OK: bench/container.json written"
