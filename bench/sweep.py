@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(rows[-1]), flush=True)
         finally:
             server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
     data_file(args.output, "sweep.json").write_text(json.dumps(rows, indent=1))
     rerender(args.output)
     return 0

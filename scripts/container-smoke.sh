@@ -42,7 +42,7 @@ if ! podman image exists "$BASE"; then
 fi
 
 work=$(mktemp -d)
-trap 'podman rm -f classifier-smoke classifier-offline > /dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'podman rm -f --ignore classifier-smoke classifier-offline > /dev/null 2>&1 || true; rm -rf "$work"' EXIT
 if [ -z "${CLASSIFIER_MODEL_TAG:-}" ]; then
   export BENTOML_HOME=$work/bentoml
   CLASSIFIER_MODEL_TAG=$(python -c "
@@ -60,6 +60,7 @@ sed -e "s|^docker:$|docker:\n  base_image: \"$BASE\"|" -e '/^  python_version:/d
 bento=$(bentoml build -f "$work/bentofile.yaml" --output tag . | tail -n 1 | sed 's/^__tag__://')
 say "built $bento"
 image=localhost/image-classifier:smoke
+podman rmi --force --ignore "$image" > /dev/null  # an earlier run's: several GB
 started=$(seconds)
 bentoml containerize "$bento" --backend buildah -t "$image" > "$work/containerize.log" 2>&1 || {
   tail -n 40 "$work/containerize.log"; fail "bentoml containerize"; }

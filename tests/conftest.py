@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-# Before anything imports bentoml: tests never touch the user's ~/bentoml.
+# Before anything imports bentoml: tests never touch the user's ~/bentoml, and leave nothing
+# behind (each session's store holds several models and Bentos, hundreds of MB).
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bentoml-home-")
+atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 import pytest  # noqa: E402
