@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 import httpx
@@ -17,6 +18,14 @@ from train.shapes import SHAPES, render
 SERVE = ["bash", str(ROOT / "scripts" / "serve.sh")]
 
 
+@pytest.fixture
+def empty_store():
+    """A BENTOML_HOME of its own, removed afterwards (short: BentoML may put sockets in it)."""
+    home = tempfile.mkdtemp(prefix="bentoml-home-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def test_serves_the_model_in_the_store(stored_model, tmp_path):
     env = {"CLASSIFIER_MODEL_TAG": str(stored_model.tag)}
     server = serve("", env, tmp_path / "serve.log", command=SERVE)
@@ -30,13 +39,13 @@ def test_serves_the_model_in_the_store(stored_model, tmp_path):
     assert "serving the model already in the store" in server.log.read_text()
 
 
-def test_a_weights_file_serves_imagenet_weights(tmp_path):
+def test_a_weights_file_serves_imagenet_weights(tmp_path, empty_store):
     """WEIGHTS_FILE=... bash scripts/serve.sh, the README's air-gapped ImageNet path."""
     torch.manual_seed(2)
     checkpoint = tmp_path / "resnet50.pth"
     torch.save(build_model(1000).state_dict(), checkpoint)
     env = {
-        "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-weights-file-"),
+        "BENTOML_HOME": empty_store,
         "WEIGHTS_FILE": str(checkpoint),
     }
     server = serve("", env, tmp_path / "serve.log", command=SERVE)
@@ -55,10 +64,10 @@ def test_a_weights_file_serves_imagenet_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path):
+def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path, empty_store):
     """No model and no way to download: it says so, trains the demo model and serves it."""
     offline = {
-        "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-quickstart-"),
+        "BENTOML_HOME": empty_store,
         "TORCH_HOME": str(tmp_path / "torch"),
         "https_proxy": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
