@@ -188,6 +188,7 @@ info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, opena
 @bentoml.service(
     traffic={"timeout": settings.request_timeout_s},
     workers=settings.workers,
+    **({"resources": {"gpu": settings.gpus}} if settings.gpus else {}),
     threads=1,  # one model call at a time; adaptive batching fills it instead
 )
 class ImageClassifier:

@@ -242,7 +242,7 @@ def soak_section(result: dict | None) -> list[str]:
 def container_section(result: dict | None) -> list[str]:
     if not result:
         return []
-    return [
+    lines = [
         "",
         "## Container image",
         "",
@@ -255,6 +255,60 @@ def container_section(result: dict | None) -> list[str]:
         "|---:|---:|---:|---:|",
         f"| {result['image_mb'] / 1000:.2f} GB | {result['build_s']:.0f} s | "
         f"{result['ready_s']:.1f} s | {result['stop_s']:.1f} s |",
+    ]
+    if "contents" in result:
+        lines += image_contents_lines(result)
+    return lines
+
+
+def image_contents_lines(result: dict) -> list[str]:
+    """What the image holds (bench/image_contents.py), and the CPU and GPU variants' sizes."""
+    contents = result["contents"]
+    packages = dict(contents["python_packages"])
+    mb = 1e6
+    cuda = sum(
+        packages.pop(name) for name in list(packages) if name.startswith(("nvidia-", "cuda-"))
+    )
+    torch, torch_cuda = packages.pop("torch"), contents["torch_cuda_libraries"]
+    big = {name: size for name, size in packages.items() if size >= 20 * mb}
+    rest = {name: size for name, size in packages.items() if name not in big}
+    rows = [
+        ("CUDA libraries: the nvidia-\\* and cuda-\\* packages torch needs", cuda),
+        (f"torch (of which {torch_cuda / mb:,.0f} MB its own CUDA libraries)", torch),
+        *((name, size) for name, size in big.items()),
+        (f"{len(rest)} other Python packages (bentoml, pydantic, ...)", sum(rest.values())),
+        ("the model (weights and card, in the Bento)", contents["model"]),
+        ("the system: Debian, Python 3.11, uv", contents["system"]),
+    ]
+    cpu_only = contents["total"] - cuda - torch_cuda
+    python = sum(contents["python_packages"].values())
+    return [
+        "",
+        "### What is in it (`python -m bench.image_contents IMAGE`)",
+        "",
+        "| part | MB |",
+        "|---|---:|",
+        *(f"| {name} | {size / mb:,.0f} |" for name, size in rows),
+        f"| **all files** | **{contents['total'] / mb:,.0f}** |",
+        "",
+        f"`scripts/image-cleanup.sh` (bentofile.yaml's `docker.setup_script`) removed "
+        f"{result['cleanup_removed_mb']:,} MB during the build: uv's package cache (BentoML "
+        "keeps it out of the image only with Docker's BuildKit), triton (torch.compile's GPU "
+        "compiler, which the service never uses), torch's C++ headers, and the compiler, git and "
+        "gnupg BentoML's Debian setup installs, with apt's caches.",
+        "",
+        "### Variants",
+        "",
+        "| image | build it with | size |",
+        "|---|---|---|",
+        f"| CUDA torch on Debian (above): runs on CPUs, and on GPUs with NVIDIA's container "
+        f"toolkit | `bentofile.yaml` | {result['image_mb'] / 1000:.2f} GB, measured |",
+        "| CPU-only: PyTorch's CPU builds of torch and torchvision | `deploy/bentofile.cpu.yaml` "
+        f"| about {cpu_only / 1e9:.1f} GB: the files above less the CUDA libraries and torch's "
+        "own (estimated: PyTorch's index is unreachable from the benchmark machine) |",
+        "| GPU: NVIDIA's CUDA base image, `resources.gpu: 1` | `deploy/bentofile.gpu.yaml` | "
+        f"these {python / 1e9:.1f} GB of Python packages on `nvidia/cuda:13.0.0-base-ubuntu24.04`"
+        " instead of Debian (not built here: no registry to pull the base from) |",
     ]
 
 

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, description="Server processes, each with its own copy of the model."
     )
+    gpus: int = Field(
+        0,
+        ge=0,
+        description="GPUs the service asks BentoML for (resources.gpu): its workers get those "
+        "devices, and the Bento records them for schedulers. The GPU image sets 1.",
+    )
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = one per core.")
     prepare_threads: int = Field(
         0, ge=0, description="Threads that decode and resize uploads; 0 = one per core."
@@ -99,7 +105,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _one_api_key(self) -> Settings:
+    def _check_access_settings(self) -> Settings:
         if self.api_key is not None and self.api_key_file is not None:
             raise ValueError("set CLASSIFIER_API_KEY or CLASSIFIER_API_KEY_FILE, not both")
         if self.api_key is not None and not self.api_key.get_secret_value().strip():

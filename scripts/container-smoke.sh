@@ -6,7 +6,8 @@
 # in a private store (CLASSIFIER_MODEL_TAG and BENTOML_HOME: use yours instead); `bentoml
 # containerize`s it with buildah; runs it with podman on loopback; checks a photo is classified,
 # a bad file gets a 4xx, it starts and serves with no network at all, and SIGTERM stops it cleanly
-# in time. Writes the image's size, build and start times to bench/container.json (BENCHMARKS.md).
+# in time. Writes the image's size and contents (bench/image_contents.py), build and start times
+# to bench/container.json (BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -67,6 +68,10 @@ bentoml containerize "$bento" --backend buildah -t "$image" > "$work/containeriz
 build_s=$(elapsed "$started")
 size=$(podman image inspect "$image" --format '{{.Size}}')
 say "image $image: $((size / 1000000)) MB, built in $build_s s"
+removed=$(sed -n 's/.*image-cleanup: removed \([0-9]*\) MB.*/\1/p' "$work/containerize.log" | tail -n 1)
+[ -n "$removed" ] || fail "scripts/image-cleanup.sh did not run in the build"
+say "scripts/image-cleanup.sh removed $removed MB"
+python -m bench.image_contents "$image" > "$work/contents.json"
 
 port=$(python -c "from bench.servers import free_port; print(free_port())")
 started=$(seconds)
@@ -112,7 +117,8 @@ import json
 from bench.__main__ import machine
 from bench.report import data_file, REPORT
 record = {"image_mb": $size / 1e6, "build_s": $build_s, "ready_s": $ready_s, "stop_s": $stop_s,
-          "base": "$BASE", "machine": machine()}
+          "base": "$BASE", "cleanup_removed_mb": $removed,
+          "contents": json.load(open("$work/contents.json")), "machine": machine()}
 data_file(REPORT, "container.json").write_text(json.dumps(record, indent=1))
 PY
 say "OK: bench/container.json written"
