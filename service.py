@@ -31,9 +31,12 @@ import numpy as np
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from fastapi import FastAPI
 from pydantic import Field, ValidationError
+from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from classifier.artifact import ModelIntegrityError, load_model
 from classifier.batching import Batcher
@@ -183,8 +186,44 @@ class ClassifyBody(StrictJSON):
 
 info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, openapi_url=None)
 
+# The page at /ui (classifier/web): its files, read once. It loads nothing from anywhere else and
+# says so to the browser; it calls the APIs with the key the person enters, if any.
+WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+WEB_FILES = {  # name: (body, media type, ETag)
+    file.name: (
+        body := file.read_bytes(),
+        f"{WEB_TYPES[file.suffix]}; charset=utf-8",
+        f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+    )
+    for file in (Path(__file__).parent / "classifier" / "web").iterdir()
+    if file.suffix in WEB_TYPES
+}
+WEB_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",  # revalidated with the ETag: a new release shows at once
+}
+
+
+def web_file(request: Request) -> Response:
+    name = request.path_params.get("name", "index.html")
+    if name not in WEB_FILES:
+        return JSONResponse({"error": f"no such file in the web page: {name}"}, status_code=404)
+    body, media_type, etag = WEB_FILES[name]
+    headers = {**WEB_HEADERS, "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+web_app = Starlette(routes=[Route("/", web_file), Route("/{name}", web_file)])
+
 
 @bentoml.asgi_app(info_app, path="/")
+@bentoml.asgi_app(web_app, path="/ui")  # mounted first: "/" would take /ui too
 @bentoml.service(
     traffic={"timeout": settings.request_timeout_s},
     workers=settings.workers,
@@ -580,7 +619,7 @@ class ApiKeyAuth:
 
     @staticmethod
     def is_open(path: str, open_paths: frozenset[str]) -> bool:
-        return path in open_paths or path.startswith("/static_content/")
+        return path in open_paths or path.startswith(("/static_content/", "/ui/"))
 
     def _authorized(self, scope) -> bool:
         header = dict(scope["headers"]).get(b"authorization", b"")
@@ -795,7 +834,7 @@ def _add_middlewares() -> None:
     if API_KEY is not None:
         error_statuses[401] = "Missing or wrong API key (Authorization: Bearer <key>)"
         # health probes; the docs and the schema BentoML's Python client reads first
-        open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"}
+        open_paths = {"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json", "/ui"}
         if not settings.metrics_require_key:
             open_paths.add("/metrics")
         open_paths = frozenset(open_paths)

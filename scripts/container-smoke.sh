@@ -88,6 +88,8 @@ import json, sys
 answer = json.load(sys.stdin)
 assert answer['model'] == '$CLASSIFIER_MODEL_TAG' and answer['predictions'], answer
 print('    photo:', answer['predictions'][0])"
+curl -sf "$url/ui/" | grep -q 'src="app.js"' || fail "the web page is not at /ui/"
+say "the web page is at /ui/"
 echo "not an image" > "$work/bad.jpg"
 status=$(curl -s -o "$work/bad.json" -w '%{http_code}' -F "image=@$work/bad.jpg" "$url/predict")
 [ "$status" = 415 ] && grep -q '"error"' "$work/bad.json" || fail "a bad file got $status: $(cat "$work/bad.json")"
