@@ -63,6 +63,9 @@ def test_built_bento_serves(stored_model, tmp_path):
         )
         assert response.status_code == 200, response.text
         assert response.json()["model"] == str(stored_model.tag)
+        # the web page is packaged too
+        for asset in ("", "app.js", "style.css"):
+            assert httpx.get(f"{server.url}/ui/{asset}").status_code == 200, asset
     finally:
         server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import time
@@ -73,8 +74,22 @@ def test_every_api_needs_the_key(request, server_name):
 @pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file"])
 def test_health_probes_and_docs_stay_open(request, server_name):
     url = request.getfixturevalue(server_name).url
-    for path in ("/livez", "/readyz", "/docs.json", "/"):
+    for path in ("/livez", "/readyz", "/docs.json", "/", "/ui/", "/ui/app.js"):
         assert httpx.get(url + path).status_code == 200, path
+
+
+def test_open_prefixes_do_not_open_the_apis(keyed):
+    """/ui/ and /static_content/ are open: a path that climbs out of them must not reach an API
+    without the key (sent raw: HTTP clients would resolve the dots themselves)."""
+    host, port = keyed.url.removeprefix("http://").split(":")
+    for path in ("/ui/../info", "/ui/%2e%2e/info", "/static_content/../info", "/uinfo", "/ui.js"):
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        assert response.status in (401, 404), (path, response.status)
+        assert b"labels" not in body, path
 
 
 def test_the_schema_says_which_paths_need_the_key(keyed):
