@@ -185,13 +185,16 @@ async function classify(fileList) {
   $("results").prepend(...cards.values()); // newest first, in the order they were given
   const noun = files.length === 1 ? "image" : "images";
   $("status").textContent = `Classifying ${files.length} ${noun}…`;
-  await Promise.all(
-    requests(files).map((group) =>
-      group.length === 1
-        ? classifyOne(group[0], cards.get(group[0]))
-        : classifyBatch(group, group.map((file) => cards.get(file)))
-    )
+  const calls = requests(files).map((group) => () =>
+    group.length === 1
+      ? classifyOne(group[0], cards.get(group[0]))
+      : classifyBatch(group, group.map((file) => cards.get(file)))
   );
+  // two requests at a time: a folder of photos must not flood the service
+  const next = async () => {
+    while (calls.length) await calls.shift()();
+  };
+  await Promise.all([next(), next()]);
   const failed = [...cards.values()].filter((card) => card.classList.contains("failed")).length;
   $("status").textContent =
     `Classified ${files.length - failed} of ${files.length} ${noun}` +
