@@ -185,11 +185,15 @@ async function classify(fileList) {
   $("results").prepend(...cards.values()); // newest first, in the order they were given
   const noun = files.length === 1 ? "image" : "images";
   $("status").textContent = `Classifying ${files.length} ${noun}…`;
-  const calls = requests(files).map((group) => () =>
-    group.length === 1
-      ? classifyOne(group[0], cards.get(group[0]))
-      : classifyBatch(group, group.map((file) => cards.get(file)))
-  );
+  const calls = requests(files).map((group) => () => {
+    const mine = group.map((file) => cards.get(file));
+    const call = group.length === 1 ? classifyOne(group[0], mine[0]) : classifyBatch(group, mine);
+    // an answer that is not the API's (a proxy's page with status 200, say)
+    return call.catch(() => {
+      const unread = mine.filter((card) => card.hasAttribute("aria-busy"));
+      unread.forEach((card) => showError(card, "the answer could not be read.", ""));
+    });
+  });
   // two requests at a time: a folder of photos must not flood the service
   const next = async () => {
     while (calls.length) await calls.shift()();

@@ -202,6 +202,19 @@ def test_many_files_are_split_into_requests_sent_two_at_a_time(page):
     assert most[0] == 2  # never more at once: a folder of photos must not flood the service
 
 
+def test_an_answer_that_is_not_the_apis_is_an_error_not_a_hang(page):
+    """A proxy between page and service answering 200 with its own page: simulated in the browser,
+    the one request here that does not reach the real service."""
+    page.route("**/predict", lambda route: route.fulfill(status=200, body="<html>portal</html>"))
+    upload(page, ("proxied.jpg", "image/jpeg", images.jpeg()))
+    expect(card(page, "proxied.jpg").locator(".error")).to_have_text(
+        "Not classified: the answer could not be read."
+    )
+    expect(page.locator("#status")).to_have_text(
+        "Classified 0 of 1 image; 1 could not be classified."
+    )
+
+
 DROP = """([name, bytes, type]) => {
     const transfer = new DataTransfer();
     transfer.items.add(new File([new Uint8Array(bytes)], name, {type}));
