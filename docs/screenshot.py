@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import launch  # noqa: E402
+from tests.browser import launch, upload  # noqa: E402
 from train.shapes import render  # noqa: E402
 
 
@@ -40,9 +40,7 @@ def main(url: str, output: Path = ROOT / "docs" / "ui.png") -> None:
         page.goto(f"{url}/ui/")
         expect(page.locator("#model")).to_contain_text("Model ")
         page.select_option("#top-k", "3")
-        page.set_input_files(
-            "#files", [{"name": n, "mimeType": t, "buffer": data} for n, t, data in files]
-        )
+        upload(page, *files)
         expect(page.locator("#status")).to_contain_text("Classified")
         page.screenshot(path=output, full_page=True)
         browser.close()

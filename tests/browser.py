@@ -19,3 +19,10 @@ CHROMIUM_ARGS = [
 def launch(playwright):
     """A headless Chromium browser: scripts/test.sh installs Debian's package if missing."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def upload(page, *files: tuple[str, str, bytes]) -> None:
+    """Choose (name, media type, bytes) files in the web page's file field, as a person would."""
+    page.set_input_files(
+        "#files", [{"name": n, "mimeType": t, "buffer": data} for n, t, data in files]
+    )

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from classifier.artifact import save_model
 from tests import ROOT, images
-from tests.browser import launch
+from tests.browser import launch, upload
 from tests.conftest import random_model
 
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
@@ -80,12 +80,6 @@ def opened(browser, url: str, name: str, **context):
 def page(browser, url, request):
     with opened(browser, url, request.node.name) as page:
         yield page
-
-
-def upload(page: Page, *files: tuple[str, str, bytes]) -> None:
-    page.set_input_files(
-        "#files", [{"name": n, "mimeType": t, "buffer": data} for n, t, data in files]
-    )
 
 
 def card(page: Page, name: str):
