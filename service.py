@@ -247,6 +247,7 @@ class ImageClassifier:
                 max_batch_size=settings.max_batch_size,
                 max_queue=settings.max_queue,
                 on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
+                take=lambda queued: self.predictor.batch_size_for(queued),
                 name="model",
             )
         else:
@@ -284,15 +285,9 @@ class ImageClassifier:
         stored = bentoml.models.get(_model_tag())
         network, self.card = load_model(stored.path, stored.info.metadata)
         self.tag = str(stored.tag)
-        self.predictor = Predictor(
-            network,
-            self.card,
-            device=settings.device,
-            precision=settings.precision,
-            threads=settings.threads,
-        )
-        # before /readyz answers, so that the first requests are not slow
-        self.predictor.warm_up((1, settings.max_batch_size))
+        self.predictor = Predictor(network, self.card, **settings.predictor_options())
+        # compiled and warmed up before /readyz answers, so that no request waits for it
+        self.predictor.warm_up()
 
     @bentoml.api(
         batchable=True,
@@ -403,6 +398,7 @@ class ImageClassifier:
             batching=settings.batching,
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
+            compile=self.predictor.describe_compilation(),
             limits={
                 "max_queue": settings.max_queue,
                 "max_request_bytes": settings.max_request_bytes,

@@ -42,16 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def load() -> None:  # on the batcher's thread, as in the service
         network, model["card"] = load_model(stored.path, stored.info.metadata)
-        model["predictor"] = Predictor(
-            network, model["card"], precision=settings.precision, threads=settings.threads
-        )
-        model["predictor"].warm_up((1, settings.max_batch_size))
+        model["predictor"] = Predictor(network, model["card"], **settings.predictor_options())
+        model["predictor"].warm_up()
 
     batcher = Batcher(
         lambda items: list(model["predictor"].predict(np.stack(items))),
         setup=load,
         max_batch_size=settings.max_batch_size,
         max_queue=10**6,
+        take=lambda queued: model["predictor"].batch_size_for(queued),
     )
     card = model["card"]
     bodies = photos(args.images)

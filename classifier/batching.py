@@ -63,6 +63,8 @@ class Batcher(Generic[Item, Result]):
     than cores it stops letting them spin between parallel regions, which makes a single-image
     forward pass about a third slower on 2 cores; so only this thread should ever run torch.
     `on_batch(size, queue_seconds, run_seconds)` is called after each batch (for metrics).
+    `take(queued)`, if given, says how many of the queued items make the next batch (at least
+    one, at most `max_batch_size`): a compiled model prefers sizes it was compiled for.
     """
 
     def __init__(
@@ -73,10 +75,12 @@ class Batcher(Generic[Item, Result]):
         max_queue: int,
         setup: Callable[[], None] | None = None,
         on_batch: Callable[[int, float, float], None] | None = None,
+        take: Callable[[int], int] | None = None,
         name: str = "batcher",
     ) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
+        self.take = take
         self.max_queue = max_queue
         self.on_batch = on_batch
         self._queue: collections.deque[_Job] = collections.deque()
@@ -142,6 +146,8 @@ class Batcher(Generic[Item, Result]):
                 if not self._queue:  # closed and drained
                     return
                 count = min(len(self._queue), self.max_batch_size)
+                if self.take is not None:
+                    count = max(1, min(self.take(len(self._queue)), count))
                 jobs = [self._queue.popleft() for _ in range(count)]
             jobs = [job for job in jobs if not job.future.cancelled()]  # caller went away
             if jobs:

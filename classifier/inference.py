@@ -1,20 +1,37 @@
-"""Run a loaded model on batches of prepared pixels: device, precision, softmax and top-k.
+"""Run a loaded model on batches of prepared pixels: device, precision, compilation, top-k.
 
->>> predictor = Predictor(model, card, device="auto", precision="auto")
+>>> predictor = Predictor(model, card, device="auto", precision="auto", compile="auto")
+>>> predictor.warm_up()                              # compiles, before the first request
 >>> probabilities = predictor.predict(pixels)        # (N, crop, crop, 3) uint8
 >>> top_k(probabilities[0], card.labels, k=5)
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from .artifact import ModelCard
-from .schemas import Prediction
+from .compilation import (
+    CompileMode,
+    compile_model,
+    compiled_batch_sizes,
+    graphs_compiled,
+    missing_toolchain,
+    padded_size,
+    release_compile_workers,
+    use_cache_dir,
+)
+from .schemas import CompileInfo, Prediction
+
+logger = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -45,7 +62,12 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 class Predictor:
-    """A model placed on its device at its precision, answering softmax probabilities."""
+    """A model placed on its device at its precision, answering softmax probabilities.
+
+    With `compile` other than "off", `warm_up` compiles it for a fixed set of batch sizes (see
+    `classifier.compilation`) and `predict` pads each batch up to one of them; if compiling is
+    impossible or fails, it says why in one log line and the eager model answers instead.
+    """
 
     def __init__(
         self,
@@ -56,6 +78,9 @@ class Predictor:
         precision: str = "auto",
         threads: int = 0,
         channels_last: bool = True,  # NHWC: what oneDNN and tensor cores run fastest
+        compile: CompileMode = "off",
+        max_batch_size: int = 16,
+        compile_cache_dir: Path | None = None,
     ) -> None:
         self.card = card
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -67,24 +92,110 @@ class Predictor:
         self.model = model.eval().to(
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
+        self.max_batch_size = max_batch_size
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.batch_sizes: tuple[int, ...] | None = None  # compiled ones; None: eager, any size
+        self.seconds_per_batch: dict[int, float] = {}
+        self.compilation = CompileInfo(
+            mode=compile,
+            compiled=False,
+            reason="CLASSIFIER_COMPILE is off" if compile == "off" else None,
+            cache_dir=str(compile_cache_dir) if compile_cache_dir else None,
+        )
+        self._graphs_when_ready = 0
 
     @torch.inference_mode()
     def predict(self, pixels: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 pixels to (N, classes) float32 probabilities on the CPU."""
+        count = len(pixels)
+        if self.batch_sizes is not None and count not in self.batch_sizes:
+            # zero rows up to a compiled size, dropped from the answer: never a new graph
+            size = padded_size(count, self.batch_sizes)
+            padding = np.zeros((size - count, *pixels.shape[1:]), dtype=pixels.dtype)
+            pixels = np.concatenate([pixels, padding])
         batch = torch.from_numpy(pixels)
         if self.device.type == "cuda":
             # uint8 crosses the bus (4x less than float), pinned for an async copy
             batch = batch.pin_memory().to(self.device, non_blocking=True)
         inputs = self.card.preprocessing.normalize(batch)
         inputs = inputs.to(dtype=self.dtype, memory_format=self.memory_format)
-        logits = self.model(inputs)
-        return logits.float().softmax(dim=1).cpu()
+        logits = self.forward(inputs)
+        return logits.float().softmax(dim=1).cpu()[:count]
 
-    def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
-        """Run each batch size once, so that real requests do not pay for kernel selection."""
+    def warm_up(self) -> None:
+        """Compile if asked, then run every batch size the model will see, so that no request
+        pays for compilation or kernel selection; call it before serving, on the model's thread."""
+        if self.compilation.mode != "off":
+            self._compile()
         size = self.card.preprocessing.crop_size
-        for batch_size in batch_sizes:
-            self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
+        for batch_size in self.batch_sizes or (1, self.max_batch_size):
+            pixels = np.zeros((batch_size, size, size, 3), dtype=np.uint8)
+            runs = []
+            for _ in range(2 if self.batch_sizes else 1):
+                started = time.perf_counter()
+                self.predict(pixels)
+                runs.append(time.perf_counter() - started)
+            self.seconds_per_batch[batch_size] = min(runs)
+        self._graphs_when_ready = graphs_compiled()
+
+    def _compile(self) -> None:
+        reason = missing_toolchain(self.device)
+        if reason is not None and self.compilation.mode == "auto":
+            self._serve_eager(f"cannot compile here: {reason}")
+            return
+        if self.compilation.cache_dir:
+            use_cache_dir(Path(self.compilation.cache_dir))
+        started = time.perf_counter()
+        batch_sizes = compiled_batch_sizes(self.max_batch_size)
+        self.forward, self.batch_sizes = compile_model(self.model, self.device), batch_sizes
+        size = self.card.preprocessing.crop_size
+        try:
+            for batch_size in batch_sizes:  # each compiles its graph on its first call
+                self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
+        except Exception as error:  # a missing compiler, an unsupported device, a torch bug
+            torch._dynamo.reset()
+            self.forward, self.batch_sizes = self.model, None
+            self._serve_eager(f"compiling failed: {_first_line(error)}")
+            return
+        finally:
+            release_compile_workers()
+        self.compilation = self.compilation.model_copy(
+            update={
+                "compiled": True,
+                "batch_sizes": list(batch_sizes),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+
+    def _serve_eager(self, reason: str) -> None:
+        logger.warning("serving the eager model (CLASSIFIER_COMPILE=%s): %s",
+                       self.compilation.mode, reason)
+        self.compilation = self.compilation.model_copy(update={"reason": reason})
+
+    def describe_compilation(self) -> CompileInfo:
+        """What was compiled, and torch's count of graphs compiled since serving began."""
+        graphs = graphs_compiled()
+        return self.compilation.model_copy(
+            update={"graphs": graphs, "recompilations": graphs - self._graphs_when_ready}
+        )
+
+    def batch_size_for(self, queued: int) -> int:
+        """How many of `queued` waiting images to run next: all of them, up to the largest
+        batch, unless padding them up to a compiled size costs more per image than running
+        the largest compiled size they fill (on CPUs, where a batch's cost grows with its
+        size; on GPUs padding is almost free and fewer, fuller calls win)."""
+        count = min(queued, self.max_batch_size)
+        if self.batch_sizes is None or count in self.batch_sizes:
+            return count
+        up = padded_size(count, self.batch_sizes)
+        down = max(size for size in self.batch_sizes if size <= count)
+        seconds = self.seconds_per_batch
+        return count if seconds[up] / count <= seconds[down] / down else down
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def top_k(probabilities: torch.Tensor, labels: list[str], k: int) -> list[Prediction]:

@@ -66,6 +66,23 @@ class PreparedImage(BaseModel):
     top_k: int = Field(ge=1)
 
 
+class CompileInfo(BaseModel):
+    """Whether the model runs compiled, for which batch sizes, and whether anything recompiled."""
+
+    mode: str = Field(description="CLASSIFIER_COMPILE: auto, inductor or off.")
+    compiled: bool = Field(description="True when the compiled model answers, else the eager one.")
+    reason: str | None = Field(None, description="Why the eager model answers, if it does.")
+    batch_sizes: list[int] = Field(
+        default_factory=list, description="Compiled batch sizes; each batch is padded to one."
+    )
+    seconds: float | None = Field(None, description="Time compilation took at start.")
+    cache_dir: str | None = Field(None, description="Where compiled code is kept across starts.")
+    graphs: int = Field(0, description="Graphs torch has compiled in this worker.")
+    recompilations: int = Field(
+        0, description="Graphs compiled since the worker became ready: 0 unless something is wrong."
+    )
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -90,6 +107,16 @@ class ModelInfo(BaseModel):
                 "batching": "continuous",
                 "max_batch_size": 16,
                 "max_latency_ms": 20000,
+                "compile": {
+                    "mode": "auto",
+                    "compiled": True,
+                    "reason": None,
+                    "batch_sizes": [1, 2, 4, 8, 16],
+                    "seconds": 61.2,
+                    "cache_dir": "/home/bentoml/bentoml/compile-cache",
+                    "graphs": 5,
+                    "recompilations": 0,
+                },
                 "limits": {"max_request_bytes": 33554432},
             }
         }
@@ -109,4 +136,5 @@ class ModelInfo(BaseModel):
     batching: str = Field(description="continuous (in process) or bentoml (CorkDispatcher).")
     max_batch_size: int
     max_latency_ms: int
+    compile: CompileInfo
     limits: dict[str, int]

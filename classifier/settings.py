@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,6 +38,18 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = one per core.")
     prepare_threads: int = Field(
         0, ge=0, description="Threads that decode and resize uploads; 0 = one per core."
+    )
+
+    compile: Literal["auto", "inductor", "off"] = Field(
+        "auto",
+        description="auto: compile the model with PyTorch's inductor where a compiler for the "
+        "device is present (a C++ compiler on CPUs, triton on GPUs), else serve it eagerly; "
+        "inductor: always try; off: eager. A failed compilation serves the eager model.",
+    )
+    compile_cache_dir: Path | None = Field(
+        None,
+        description="Where compiled code is kept across restarts (a volume makes restarts fast); "
+        "by default compile-cache in BENTOML_HOME.",
     )
 
     fast_jpeg_decode: bool = Field(
@@ -115,6 +128,21 @@ class Settings(BaseSettings):
                 "CLASSIFIER_METRICS_REQUIRE_KEY needs CLASSIFIER_API_KEY or CLASSIFIER_API_KEY_FILE"
             )
         return self
+
+    def predictor_options(self) -> dict:
+        """`Predictor`'s keyword arguments: how and where the model runs."""
+        cache_dir = self.compile_cache_dir
+        if cache_dir is None:  # beside the model store
+            cache_dir = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+            cache_dir /= "compile-cache"
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "compile": self.compile,
+            "max_batch_size": self.max_batch_size,
+            "compile_cache_dir": cache_dir,
+        }
 
     def required_api_key(self) -> str | None:
         """The API key clients must send, read from the file if one is named; None: no auth."""

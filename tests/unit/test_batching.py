@@ -65,6 +65,22 @@ def test_calls_that_queue_while_the_model_runs_become_one_batch_in_order():
     assert gate.batches == [["first"], items[:4], items[4:]]
 
 
+def test_take_chooses_how_many_of_the_queued_calls_run_together():
+    gate = Gate()
+    offered: list[int] = []
+
+    def powers_of_two(queued: int) -> int:  # what a model compiled for 1, 2, 4, 8 might want
+        offered.append(queued)
+        return 1 << (queued.bit_length() - 1)
+
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100, take=powers_of_two)
+    items = [f"image {i}" for i in range(7)]
+    answers = asyncio.run(hold_then_release(batcher, gate, items))
+    assert answers == [f"answer to {item}" for item in ["first", *items]]
+    assert gate.batches == [["first"], items[:4], items[4:6], items[6:]]
+    assert offered == [1, 7, 3, 1]
+
+
 def test_an_error_reaches_every_caller_of_its_batch_and_the_batcher_goes_on():
     gate = Gate()
     batcher = Batcher(gate, max_batch_size=4, max_queue=100)
