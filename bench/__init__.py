@@ -7,7 +7,9 @@ rewrites BENCHMARKS.md and bench/throughput.png.
 
 # the contenders' names, as the report shows them
 SERVICE = "service"
+SERVICE_EAGER = "service, eager model"
 SERVICE_2W = "service, 2 workers x 1 thread"
 BENTOML_BATCHER = "service, BentoML batcher"
 BASELINE = "tutorial baseline"
 LITSERVE = "LitServe"
+LITSERVE_COMPILED = "LitServe, compiled model"

@@ -1,8 +1,10 @@
 """Run every benchmark on this machine and rewrite BENCHMARKS.md: `python -m bench --help`.
 
-(a) the raw model in-process at the service's precision, (b) the service over HTTP,
-(c) a tutorial-style FastAPI server; all on the same generated JPEG photographs, one after the
-other so that they never share the CPU.
+(a) the raw model in process at the service's precision, eager and compiled, (b) the service's
+pipeline without HTTP, (c) the service over HTTP (compiled, as by default, and eager), LitServe
+(eager and compiled) and a tutorial-style FastAPI server, all on the same generated JPEG
+photographs, one after the other so that they never share the CPU; start to ready with an
+empty and a warm compile cache.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BASELINE, BENTOML_BATCHER, LITSERVE, SERVICE, SERVICE_2W
+from bench import (
+    BASELINE,
+    BENTOML_BATCHER,
+    LITSERVE,
+    LITSERVE_COMPILED,
+    SERVICE,
+    SERVICE_2W,
+    SERVICE_EAGER,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # the throughput-bound configuration on small CPUs (see the sweep): a process per core
@@ -26,7 +36,16 @@ TWO_WORKERS = {
     "CLASSIFIER_THREADS": "1",
     "CLASSIFIER_PREPARE_THREADS": "1",
 }
-CONTENDERS = [SERVICE, SERVICE_2W, BENTOML_BATCHER, LITSERVE, BASELINE]
+CONTENDERS = [
+    SERVICE,
+    SERVICE_EAGER,
+    SERVICE_2W,
+    BENTOML_BATCHER,
+    LITSERVE,
+    LITSERVE_COMPILED,
+    BASELINE,
+]
+EAGER = {"CLASSIFIER_COMPILE": "off"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +91,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
     from bench.inputs import SIZES, photo, photos
     from bench.load import ProcessSampler
-    from bench.raw import measure_preprocessing, measure_raw
+    from bench.raw import measure_compiled, measure_preprocessing, measure_raw
     from bench.servers import Server
     from classifier.artifact import build_model
+    from classifier.compilation import compiled_batch_sizes
     from classifier.inference import Predictor
     from classifier.settings import get_settings
 
@@ -91,20 +111,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     results: dict = {"machine": machine(), "settings": settings.model_dump(), "contenders": {}}
 
     print("== raw model, in process", flush=True)
+    # up to the service's largest batch: 16 on CPUs, more where a GPU is set up for it
+    batch_sizes = compiled_batch_sizes(settings.max_batch_size)
     predictor = Predictor(model, card, precision=settings.precision)
     results["raw"] = {
         "precision": predictor.precision,
-        **measure_raw(
-            predictor,
-            # up to the service's largest batch: 16 on CPUs, more where a GPU is set up for it
-            batch_sizes=(
-                1,
-                4,
-                *(2**i for i in range(3, 10) if 2**i <= max(16, settings.max_batch_size)),
-            ),
-            seconds=min(6.0, args.seconds),
-        ),
+        **measure_raw(predictor, batch_sizes=batch_sizes, seconds=min(6.0, args.seconds)),
     }
+    print("== raw model, compiled, in process", flush=True)
+    results["raw_compiled"] = measure_compiled(
+        stored, card, settings, workdir / "raw-compile-cache", min(6.0, args.seconds)
+    )
+    print(json.dumps(results["raw_compiled"], indent=1), flush=True)
     best = results["raw"]["best_batch_size"]
     contiguous = Predictor(model, card, precision=settings.precision, channels_last=False)
     results["raw_contiguous"] = measure_raw(
@@ -120,21 +138,26 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     print(json.dumps(results["raw"], indent=1), flush=True)
 
     print("== the service's decoding and batching in process, without HTTP", flush=True)
-    results["pipeline"] = [
-        measure_pipeline(str(stored.tag), clients, args.seconds)
+    results["pipeline"] = [  # with the raw model's compile cache: the service's stays empty
+        measure_pipeline(str(stored.tag), clients, args.seconds, workdir / "raw-compile-cache")
         for clients in args.pipeline_clients
     ]
     print(json.dumps(results["pipeline"]), flush=True)
 
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     serve = [bentoml, "serve", "service:ImageClassifier"]
-    tag = {"CLASSIFIER_MODEL_TAG": str(stored.tag)}
-    model_dir = {"BASELINE_MODEL_DIR": str(baseline_dir)}
+    # every server compiles into (and reads from) one cache, empty when the first one starts
+    cache = {"CLASSIFIER_COMPILE_CACHE_DIR": str(workdir / "compile-cache")}
+    tag = {"CLASSIFIER_MODEL_TAG": str(stored.tag), **cache}
+    model_dir = {"BASELINE_MODEL_DIR": str(baseline_dir), **cache}
+    litserve = [sys.executable, "-m", "bench.litserve_server"]
     contenders = {  # command, environment, readiness path
         SERVICE: (serve, tag, "/readyz"),
+        SERVICE_EAGER: (serve, {**tag, **EAGER}, "/readyz"),
         SERVICE_2W: (serve, {**tag, **TWO_WORKERS}, "/readyz"),
         BENTOML_BATCHER: (serve, {**tag, "CLASSIFIER_BATCHING": "bentoml"}, "/readyz"),
-        LITSERVE: ([sys.executable, "-m", "bench.litserve_server"], model_dir, "/health"),
+        LITSERVE: (litserve, {**model_dir, **EAGER}, "/health"),
+        LITSERVE_COMPILED: (litserve, model_dir, "/health"),
         BASELINE: ([sys.executable, "-m", "uvicorn", "bench.baseline:app"], model_dir, "/readyz"),
     }
     for name in args.contenders:
@@ -145,6 +168,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             cold_start = server.wait_ready(path=ready)
             time.sleep(2)
             idle = ProcessSampler(server.process.pid).rss_mb()
+            compiled = compile_info(server) if ready == "/readyz" else None
             levels = []
             for concurrency in args.concurrency:
                 levels.append(measure_level(server, bodies, concurrency, args.seconds))
@@ -156,14 +180,32 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
                     **measure_level(server, small, max(args.concurrency), args.seconds),
                 }
                 print(json.dumps(results["small_photos"]), flush=True)
+            after = compile_info(server) if compiled else None
         finally:
             server.stop()
         results["contenders"][name] = {
             "cold_start_s": cold_start,
             "idle_rss_mb": idle,
+            "compile": compiled,
+            "recompilations": after and after["recompilations"],
             "levels": levels,
         }
+        if name == SERVICE:  # the same again, now that the compile cache is warm
+            server = Server(command, env, workdir / f"{name}-warm.log", cwd=ROOT)
+            try:
+                results["contenders"][name]["warm_start_s"] = server.wait_ready(path=ready)
+                results["contenders"][name]["warm_compile"] = compile_info(server)
+            finally:
+                server.stop()
+            print(json.dumps(results["contenders"][name]["warm_compile"]), flush=True)
     return results
+
+
+def compile_info(server) -> dict:
+    """The service's /info about its compiled model."""
+    import httpx
+
+    return httpx.get(f"{server.url}/info", timeout=30).json()["compile"]
 
 
 def measure_level(server, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
@@ -196,13 +238,17 @@ def measure_level(server, bodies: list[bytes], concurrency: int, seconds: float)
     }
 
 
-def measure_pipeline(tag: str, clients: int, seconds: float) -> dict:
+def measure_pipeline(tag: str, clients: int, seconds: float, compile_cache: Path) -> dict:
     """`python -m bench.pipeline` in a process of its own (its own OpenMP setting)."""
     import subprocess
 
     command = [sys.executable, "-m", "bench.pipeline", "--tag", tag, "--clients", str(clients)]
     done = subprocess.run(
-        [*command, "--seconds", str(seconds)], cwd=ROOT, capture_output=True, text=True
+        [*command, "--seconds", str(seconds)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLASSIFIER_COMPILE_CACHE_DIR": str(compile_cache)},
     )
     if done.returncode:
         raise RuntimeError(f"bench.pipeline failed:\n{done.stderr[-3000:]}")

@@ -1,20 +1,25 @@
-"""A peer framework for the benchmark: the same model served with LitServe, as its docs suggest.
+"""A peer framework for the benchmark: the same model served with LitServe, as its users write it.
 
 `python -m bench.litserve_server --host H --port P` with BASELINE_MODEL_DIR set (the model as
-`weights.pt` + `card.json`). LitServe decodes each request in `decode_request` inside its
-inference worker, batches up to 16 within 20 ms, and runs the model at the service's precision.
-Started by `python -m bench` when litserve is installed (it is in requirements-dev.txt).
+`weights.pt` + `card.json`). As LitServe's image-classification examples do, `decode_request`
+opens the upload with PIL and applies torchvision's `weights.transforms()`, in the inference
+worker; LitServe batches up to 16 within 20 ms. The model runs at the service's precision,
+eager or compiled as CLASSIFIER_COMPILE says, through the service's own `Predictor`: so the
+difference between LitServe and the service is the server's, not the model's.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 from pathlib import Path
 
 import litserve as ls
-import numpy as np
+import torch
+from PIL import Image
+from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import load_model
 from classifier.inference import Predictor, top_k
@@ -26,20 +31,20 @@ class ResNetAPI(ls.LitAPI):
         directory = Path(os.environ["BASELINE_MODEL_DIR"])
         metadata = json.loads((directory / "card.json").read_text())
         model, self.card = load_model(directory, metadata)
-        settings = get_settings()
-        self.predictor = Predictor(model, self.card, precision=settings.precision)
-        self.predictor.warm_up((1, settings.max_batch_size))
+        self.transforms = ResNet50_Weights.IMAGENET1K_V2.transforms()
+        self.predictor = Predictor(model, self.card, **get_settings().predictor_options())
+        self.predictor.warm_up()
 
-    def decode_request(self, request) -> np.ndarray:
+    def decode_request(self, request) -> torch.Tensor:
         upload = request["image"]
         data = upload.file.read() if hasattr(upload, "file") else upload
-        return self.card.preprocessing.prepare_bytes(data, max_pixels=10**9)
+        return self.transforms(Image.open(io.BytesIO(data)).convert("RGB"))
 
-    def batch(self, inputs: list[np.ndarray]) -> np.ndarray:
-        return np.stack(inputs)
+    def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(inputs)
 
-    def predict(self, pixels: np.ndarray):
-        return self.predictor.predict(pixels)
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.predictor.probabilities(inputs)
 
     def unbatch(self, output) -> list:
         return list(output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +35,26 @@ def measure_raw(predictor: Predictor, batch_sizes=(1, 4, 8, 16), seconds: float 
         "best_batch_size": best,
         "best_throughput": throughput[best],
         "single_latency_ms": float(np.median(latencies)),
+    }
+
+
+def measure_compiled(stored, card, settings, cache_dir: Path, seconds: float) -> dict:
+    """`measure_raw` of the model compiled as the service compiles it, and what compiling cost."""
+    from classifier.artifact import load_model
+
+    model, _ = load_model(stored.path, stored.info.metadata)
+    options = {**settings.predictor_options(), "compile_cache_dir": cache_dir}
+    if options["compile"] == "off":  # measured all the same: this is the compiled model's limit
+        options["compile"] = "inductor"
+    predictor = Predictor(model, card, **options)
+    predictor.warm_up()
+    compiled = predictor.describe_compilation()
+    if not compiled.compiled:
+        return {"compile": compiled.model_dump()}
+    return {
+        "precision": predictor.precision,
+        "compile": compiled.model_dump(),
+        **measure_raw(predictor, batch_sizes=predictor.batch_sizes, seconds=seconds),
     }
 
 

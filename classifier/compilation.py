@@ -91,6 +91,13 @@ def graphs_compiled() -> int:
     return counters["stats"]["unique_graphs"]
 
 
+def graphs_from_cache() -> int:
+    """Graphs inductor has loaded from its persistent cache instead of generating them."""
+    from torch._dynamo.utils import counters
+
+    return counters["inductor"]["fxgraph_cache_hit"]
+
+
 def release_compile_workers() -> None:
     """Stop inductor's pool of compiler processes, idle once every graph is compiled."""
     from torch._inductor.async_compile import shutdown_compile_workers

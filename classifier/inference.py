@@ -24,6 +24,7 @@ from .compilation import (
     compile_model,
     compiled_batch_sizes,
     graphs_compiled,
+    graphs_from_cache,
     missing_toolchain,
     padded_size,
     release_compile_workers,
@@ -107,18 +108,21 @@ class Predictor:
     @torch.inference_mode()
     def predict(self, pixels: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 pixels to (N, classes) float32 probabilities on the CPU."""
-        count = len(pixels)
-        if self.batch_sizes is not None and count not in self.batch_sizes:
-            # zero rows up to a compiled size, dropped from the answer: never a new graph
-            size = padded_size(count, self.batch_sizes)
-            padding = np.zeros((size - count, *pixels.shape[1:]), dtype=pixels.dtype)
-            pixels = np.concatenate([pixels, padding])
         batch = torch.from_numpy(pixels)
         if self.device.type == "cuda":
             # uint8 crosses the bus (4x less than float), pinned for an async copy
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        inputs = self.card.preprocessing.normalize(batch)
-        inputs = inputs.to(dtype=self.dtype, memory_format=self.memory_format)
+        return self.probabilities(self.card.preprocessing.normalize(batch))
+
+    @torch.inference_mode()
+    def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised float inputs to (N, classes) float32 probabilities on the CPU."""
+        count = len(inputs)
+        if self.batch_sizes is not None and count not in self.batch_sizes:
+            # zero rows up to a compiled size, dropped from the answer: never a new graph
+            size = padded_size(count, self.batch_sizes)
+            inputs = torch.cat([inputs, inputs.new_zeros((size - count, *inputs.shape[1:]))])
+        inputs = inputs.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
         logits = self.forward(inputs)
         return logits.float().softmax(dim=1).cpu()[:count]
 
@@ -145,7 +149,7 @@ class Predictor:
             return
         if self.compilation.cache_dir:
             use_cache_dir(Path(self.compilation.cache_dir))
-        started = time.perf_counter()
+        started, cached = time.perf_counter(), graphs_from_cache()
         batch_sizes = compiled_batch_sizes(self.max_batch_size)
         self.forward, self.batch_sizes = compile_model(self.model, self.device), batch_sizes
         size = self.card.preprocessing.crop_size
@@ -164,6 +168,7 @@ class Predictor:
                 "compiled": True,
                 "batch_sizes": list(batch_sizes),
                 "seconds": round(time.perf_counter() - started, 1),
+                "graphs_from_cache": graphs_from_cache() - cached,
             }
         )
 

@@ -77,6 +77,9 @@ class CompileInfo(BaseModel):
     )
     seconds: float | None = Field(None, description="Time compilation took at start.")
     cache_dir: str | None = Field(None, description="Where compiled code is kept across starts.")
+    graphs_from_cache: int = Field(
+        0, description="Compiled graphs loaded from cache_dir at start instead of generated."
+    )
     graphs: int = Field(0, description="Graphs torch has compiled in this worker.")
     recompilations: int = Field(
         0, description="Graphs compiled since the worker became ready: 0 unless something is wrong."
@@ -112,8 +115,9 @@ class ModelInfo(BaseModel):
                     "compiled": True,
                     "reason": None,
                     "batch_sizes": [1, 2, 4, 8, 16],
-                    "seconds": 61.2,
+                    "seconds": 14.9,
                     "cache_dir": "/home/bentoml/bentoml/compile-cache",
+                    "graphs_from_cache": 5,
                     "graphs": 5,
                     "recompilations": 0,
                 },

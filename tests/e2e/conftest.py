@@ -43,7 +43,12 @@ def slow_upload(data: bytes, chunks: int = 16, seconds_per_chunk: float = 0.5) -
 
 
 def serve(target: str, env: dict[str, str], log: Path, command: list[str] | None = None) -> Server:
-    """`bentoml serve TARGET` (or `command`) on a free port, from the repository root."""
+    """`bentoml serve TARGET` (or `command`) on a free port, from the repository root.
+
+    The eager model unless `env` says otherwise: compiling takes a minute, and only
+    test_compiled.py is about it.
+    """
+    env = {"CLASSIFIER_COMPILE": "off", **env}
     return Server(command or [BENTOML, "serve", target], env, log, cwd=ROOT)
 
 
