@@ -4,6 +4,8 @@
 #   bash scripts/base-image.sh                       -> localhost/image-classifier-base:bookworm
 #   EXTRA_CA_CERTS=/usr/local/share/ca-certificates bash scripts/base-image.sh
 # EXTRA_CA_CERTS: a folder of *.crt the image should trust too (a TLS-intercepting proxy).
+# python3-dev: Python's headers, which the compiled model's C++ kernels include (as in the
+# python:3.11-slim image BentoML uses by default).
 set -euo pipefail
 
 IMAGE=${IMAGE:-localhost/image-classifier-base:bookworm}
@@ -20,7 +22,7 @@ rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 echo "==> debootstrap $SUITE from $mirror"
 debootstrap --variant=minbase \
-  --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+  --include=python3,python3-venv,python3-pip,python3-dev,python-is-python3,ca-certificates \
   "$SUITE" "$rootfs" "$mirror" > /dev/null
 
 if [ -n "${EXTRA_CA_CERTS:-}" ]; then

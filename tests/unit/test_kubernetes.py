@@ -66,6 +66,16 @@ def test_every_setting_exists_and_the_key_file_is_the_mounted_secret():
     assert key_file.rsplit("/", 1)[1] in example["stringData"]
 
 
+def test_the_compile_cache_is_a_volume_and_startup_allows_compiling():
+    spec = container()
+    env = {item["name"]: item for item in spec["env"]}
+    mounts = {mount["mountPath"] for mount in spec["volumeMounts"]}
+    assert env["CLASSIFIER_COMPILE_CACHE_DIR"]["value"] in mounts
+    # compiling with an empty cache takes about a minute and a half on 2 cores (BENCHMARKS.md)
+    probe = spec["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 240
+
+
 def test_grace_period_covers_the_service_s_shutdown():
     """preStop pause + the longest request (the request timeout) + time to exit."""
     pod = load("deployment.yaml")["spec"]["template"]["spec"]
