@@ -631,6 +631,10 @@ class ConcurrencyLimit:
     the excess in milliseconds instead of letting it time out in a queue. The refused body is
     read and dropped first (up to `max_bytes`): closing a connection with unread data in it
     makes the kernel reset it, and the client would see a broken connection instead of the 503.
+    A request gives its slot back as its response is sent, not when the app returns: the
+    client may already be sending its next request while the app cleans up (uvicorn starts it
+    on a kept-alive connection as soon as the response is complete), and that request must
+    find the slot free.
     """
 
     def __init__(self, app, limit: int, paths: frozenset[str], max_bytes: int) -> None:
@@ -646,10 +650,23 @@ class ConcurrencyLimit:
         if self.active >= self.limit:
             return await self._refuse(receive, send)
         self.active += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.active -= 1
+
+        async def releasing_send(message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()  # before the last bytes leave: the client's next request may follow
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, releasing_send)
         finally:
-            self.active -= 1
+            release()
 
     async def _refuse(self, receive, send) -> None:
         received, more = 0, True

@@ -1,9 +1,10 @@
-"""How much lower precision changes the answers: `python -m bench.precision`.
+"""How much lower precision and compilation change the answers: `python -m bench.precision`.
 
 Compares each precision this machine runs (bf16 on CPUs with native bf16 and on GPUs, fp16 on
-GPUs) with fp32 on fixed image sets: the demo model on rendered shapes (a model whose answers
-mean something) and a random-weight ImageNet-shaped ResNet50 on generated photographs. Writes
-bench/precision.json and re-renders BENCHMARKS.md.
+GPUs) with fp32, and the compiled model with the eager one at each precision, on fixed image
+sets: the demo model on rendered shapes it never saw (a model whose answers mean something) and
+a random-weight ImageNet-shaped ResNet50 on generated photographs. Writes bench/precision.json
+and re-renders BENCHMARKS.md. Compiles each model at each precision: about 10 minutes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,31 +21,60 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def compare(model_factory, card, pixels, precisions) -> dict:
-    """Top-1 agreement and probability differences of each precision against fp32."""
+    """Each precision against fp32 (top-1 agreement, probability differences), and the model
+    compiled as the service compiles it against the same precision run eagerly."""
     from classifier.inference import Predictor
 
-    reference = Predictor(model_factory(), card, precision="fp32").predict(pixels)
+    reference = answers(Predictor(model_factory(), card, precision="fp32"), pixels)
     rows = {}
-    for precision in precisions:
-        probabilities = Predictor(model_factory(), card, precision=precision).predict(pixels)
-        difference = (probabilities - reference).abs()
+    for precision in ["fp32", *precisions]:
+        eager = answers(Predictor(model_factory(), card, precision=precision), pixels)
+        compiled = Predictor(model_factory(), card, precision=precision, compile="inductor")
+        compiled.warm_up()
         rows[precision] = {
-            "images": len(pixels),
-            "top1_agreement": float(
-                (probabilities.argmax(1) == reference.argmax(1)).float().mean()
-            ),
-            "max_abs_probability_difference": float(difference.max()),
-            "mean_abs_probability_difference": float(difference.mean()),
+            **differences(eager, reference),
             "fp32_top1_probability_mean": float(reference.max(1).values.mean()),
+            "compiled_vs_eager": (
+                differences(answers(compiled, pixels), eager)
+                if compiled.batch_sizes
+                else {"not compiled": compiled.describe_compilation().reason}
+            ),
         }
     return rows
+
+
+def answers(predictor, pixels):
+    """Probabilities for every image, in batches no larger than the predictor runs."""
+    import torch
+
+    size = predictor.max_batch_size
+    return torch.cat([predictor.predict(pixels[i : i + size]) for i in range(0, len(pixels), size)])
+
+
+def differences(probabilities, reference) -> dict:
+    difference = (probabilities - reference).abs()
+    return {
+        "images": len(probabilities),
+        "top1_agreement": float((probabilities.argmax(1) == reference.argmax(1)).float().mean()),
+        "max_abs_probability_difference": float(difference.max()),
+        "mean_abs_probability_difference": float(difference.mean()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "precision.json")
     args = parser.parse_args(argv)
-    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bench-precision-")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-precision-"))
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "compile-cache")
+    try:
+        return measure(args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace) -> int:
 
     import io
 

@@ -409,19 +409,35 @@ def precision_section(precision: dict | None) -> list[str]:
     if not precision:
         return ["Precision against fp32: run `python -m bench.precision`.", ""]
     lines = [
-        "## Precision against fp32 (`python -m bench.precision`)",
+        "## Precision against fp32, and compiled against eager (`python -m bench.precision`)",
         "",
-        "| model and images | precision | top-1 agreement | max abs probability difference | "
-        "mean abs difference | fp32 mean top-1 probability |",
-        "|---|---|---:|---:|---:|---:|",
+        "Each precision run eagerly against fp32; then the model compiled as the service compiles "
+        "it against the same precision run eagerly.",
+        "",
+        "| model and images | precision | top-1 agreement with fp32 | max abs probability "
+        "difference | mean abs difference | fp32 mean top-1 probability | compiled vs eager: "
+        "top-1 agreement | compiled vs eager: max abs probability difference |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in precision.items():
         for precision_name, row in rows.items():
+            compiled = row.get("compiled_vs_eager") or {"not compiled": "not measured"}
+            if "top1_agreement" in compiled:
+                against_eager = (
+                    f"{compiled['top1_agreement']:.1%} | "
+                    f"{compiled['max_abs_probability_difference']:.4f}"
+                )
+            else:
+                against_eager = f"{compiled['not compiled']} | -"
+            vs_fp32 = (
+                "(the reference) | - | -"
+                if precision_name == "fp32"
+                else f"{row['top1_agreement']:.1%} | {row['max_abs_probability_difference']:.4f} "
+                f"| {row['mean_abs_probability_difference']:.6f}"
+            )
             lines.append(
-                f"| {name} | {precision_name} | {row['top1_agreement']:.1%} | "
-                f"{row['max_abs_probability_difference']:.4f} | "
-                f"{row['mean_abs_probability_difference']:.6f} | "
-                f"{row['fp32_top1_probability_mean']:.3f} |"
+                f"| {name} | {precision_name} | {vs_fp32} | "
+                f"{row['fp32_top1_probability_mean']:.3f} | {against_eager} |"
             )
     return [*lines, ""]
 
@@ -665,7 +681,72 @@ def target_notes(results: dict) -> list[str]:
             "ms for the model alone in process: decoding the photo alone uses most of the 10 ms "
             "allowance."
         )
+    notes += compiled_notes(results)
     return [*notes, ""] if notes else []
+
+
+def compiled_notes(results: dict) -> list[str]:
+    """What the compiled model's unmet targets would need, from this run's own figures."""
+    contenders, raw, compiled = results["contenders"], results["raw"], results.get("raw_compiled")
+    service = contenders[SERVICE]
+    if not compiled or "best_throughput" not in compiled or SERVICE_EAGER not in contenders:
+        return []
+    notes = []
+    gain = compiled["best_throughput"] / raw["best_throughput"]
+    eager = max(contenders[SERVICE_EAGER]["levels"], key=lambda level: level["concurrency"])
+    mine = max(service["levels"], key=lambda level: level["concurrency"])
+    if mine["throughput"] < 1.25 * eager["throughput"]:
+        # Amdahl: only the model's share of the eager service's CPU per image gets faster
+        cores = results["machine"]["cores"]
+        per_image = 10 * eager["cpu_percent"] / eager["throughput"]
+        model_share = min(1.0, 1000 * cores / raw["best_throughput"] / per_image)
+        bound = 1 / ((1 - model_share) + model_share / gain)
+        notes.append(
+            f"- Compiled against eager, the model alone is {gain:.2f}x at its best batch on this "
+            f"CPU. The eager service spends {per_image:.0f} core-ms per image at "
+            f"{eager['concurrency']} clients, {model_share:.0%} of it in the model; the rest "
+            f"(decoding, HTTP) does not get faster, so compiling can make the service at most "
+            f"{bound:.2f}x faster here. 1.25x needs a CPU where compiling gains more (the issue "
+            "measured 1.4-1.7x on one where the eager model ran at half this speed), or a "
+            "cheaper request path."
+        )
+    if LITSERVE in contenders:
+        prep = results.get("preprocessing", {}).get("mean_ms")
+        theirs = {lvl["concurrency"]: lvl for lvl in contenders[LITSERVE]["levels"]}
+        short = [
+            lvl["concurrency"]
+            for lvl in service["levels"]
+            if lvl["concurrency"] in theirs
+            and lvl["concurrency"] >= 16
+            and lvl["throughput"] < 1.5 * theirs[lvl["concurrency"]]["throughput"]
+        ]
+        if short and prep:
+            cores, best = results["machine"]["cores"], compiled["best_throughput"]
+            ceiling = cores / (cores / best + prep / 1000)
+            wanted = max(1.5 * theirs[c]["throughput"] for c in short)
+            notes.append(
+                f"- 1.5x LitServe at {', '.join(map(str, short))} clients means up to "
+                f"{wanted:.1f} images/s; with the compiled model and these photos' decoding "
+                f"({prep:.1f} core-ms each) nothing can serve more than {ceiling:.1f} images/s on "
+                f"{cores} cores"
+                + (
+                    ", so it is out of reach on this machine whatever the server does."
+                    if wanted > ceiling
+                    else ": the gap is the service's own request path (the next issue cuts it)."
+                )
+            )
+    warm = service.get("warm_start_s")
+    if warm is not None and warm > 20:
+        compiling = service["warm_compile"]["seconds"] or 0
+        notes.append(
+            f"- With a warm cache, start to ready is {warm:.1f} s, {compiling:.1f} s of it "
+            f"loading {service['warm_compile']['graphs_from_cache']} compiled graphs: inductor's "
+            "cache skips code generation and the C++ compiler, but each graph is still traced "
+            "again by dynamo and AOTAutograd (about 3 s each), whose own cache torch 2.14 turns "
+            "off for frozen weights. 20 s needs fewer graphs or a precompiled artifact loaded "
+            "without tracing (AOTInductor, or torch's experimental `aot_compile`)."
+        )
+    return notes
 
 
 def plot_levels(results: dict, path: Path) -> None:
