@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             cold_start = server.wait_ready(path=ready)
             time.sleep(2)
             idle = ProcessSampler(server.process.pid).rss_mb()
-            compiled = compile_info(server) if ready == "/readyz" else None
+            compiled = compile_info(server) if command is serve else None
             levels = []
             for concurrency in args.concurrency:
                 levels.append(measure_level(server, bodies, concurrency, args.seconds))

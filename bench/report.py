@@ -181,9 +181,9 @@ def start_table(results: dict) -> list[str]:
         if "warm_start_s" in contender:
             warm = contender["warm_compile"]
             lines.append(
-                f"| {name}, restarted with the warm compile cache | {contender['warm_start_s']:.1f} "
-                f"s | {seconds(warm['seconds'])} ({warm['graphs_from_cache']} graphs from the "
-                "cache) | - |"
+                f"| {name}, restarted with the warm compile cache | "
+                f"{seconds(contender['warm_start_s'])} | {seconds(warm['seconds'])} "
+                f"({warm['graphs_from_cache']} graphs from the cache) | - |"
             )
     return lines
 

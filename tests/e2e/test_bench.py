@@ -11,7 +11,6 @@ import sys
 from bench.report import rerender
 from tests import ROOT
 
-
 # Only `python -m bench` compiles (with graphs for batches of 1 and 2, to keep it short): the
 # other commands measure the server, not the model, and serve it eagerly here.
 EAGER = {"CLASSIFIER_COMPILE": "off"}
