@@ -173,8 +173,9 @@ class Predictor:
         )
 
     def _serve_eager(self, reason: str) -> None:
-        logger.warning("serving the eager model (CLASSIFIER_COMPILE=%s): %s",
-                       self.compilation.mode, reason)
+        logger.warning(
+            "serving the eager model (CLASSIFIER_COMPILE=%s): %s", self.compilation.mode, reason
+        )
         self.compilation = self.compilation.model_copy(update={"reason": reason})
 
     def describe_compilation(self) -> CompileInfo:

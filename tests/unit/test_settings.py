@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -25,12 +27,27 @@ def test_environment_overrides(monkeypatch):
     assert settings.model_tag == "resnet50:abc"
 
 
+def test_the_model_is_compiled_by_default_with_its_cache_beside_the_model_store(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path))
+    options = Settings().predictor_options()
+    assert options["compile"] == "auto"
+    assert options["compile_cache_dir"] == tmp_path / "compile-cache"
+    monkeypatch.setenv("CLASSIFIER_COMPILE_CACHE_DIR", "/var/cache/classifier")
+    monkeypatch.setenv("CLASSIFIER_COMPILE", "off")
+    options = Settings().predictor_options()
+    assert options["compile_cache_dir"] == Path("/var/cache/classifier")
+    assert options["compile"] == "off"
+
+
 @pytest.mark.parametrize(
     "name, value",
     [
         ("CLASSIFIER_PRECISION", "fp8"),
         ("CLASSIFIER_MAX_BATCH_SIZE", "1"),
         ("CLASSIFIER_THREADS", "x"),
+        ("CLASSIFIER_COMPILE", "yes"),
     ],
 )
 def test_invalid_values_are_refused(monkeypatch, name, value):
