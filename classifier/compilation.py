@@ -84,6 +84,22 @@ def compile_model(model: nn.Module, device: torch.device) -> Callable[[torch.Ten
     return torch.compile(model, dynamic=False, options=options)
 
 
+def compiling(graphs: int):
+    """A context in which `graphs` more graphs of one model compile, or an error is raised.
+
+    Every batch size is a graph of the same Python function (the model's `forward`), and dynamo
+    stops compiling a function after `recompile_limit` graphs (8 by default) and silently runs
+    the rest eagerly: here it makes room for them all, and any limit still hit is an error, so
+    that the caller serves the eager model knowingly instead of a mix without knowing.
+    """
+    from torch._dynamo import config
+
+    return config.patch(
+        recompile_limit=max(config.recompile_limit, 64, 2 * graphs),
+        fail_on_recompile_limit_hit=True,
+    )
+
+
 def graphs_compiled() -> int:
     """Graphs torch has compiled in this process (its dynamo counter); a recompilation adds one."""
     from torch._dynamo.utils import counters

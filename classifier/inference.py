@@ -23,6 +23,7 @@ from .compilation import (
     CompileMode,
     compile_model,
     compiled_batch_sizes,
+    compiling,
     graphs_compiled,
     graphs_from_cache,
     missing_toolchain,
@@ -154,8 +155,9 @@ class Predictor:
         self.forward, self.batch_sizes = compile_model(self.model, self.device), batch_sizes
         size = self.card.preprocessing.crop_size
         try:
-            for batch_size in batch_sizes:  # each compiles its graph on its first call
-                self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
+            with compiling(len(batch_sizes)):
+                for batch_size in batch_sizes:  # each compiles its graph on its first call
+                    self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
         except Exception as error:  # a missing compiler, an unsupported device, a torch bug
             torch._dynamo.reset()
             self.forward, self.batch_sizes = self.model, None

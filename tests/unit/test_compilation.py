@@ -107,6 +107,18 @@ def test_nothing_recompiles_after_warm_up_whatever_the_batch_sizes(card):
     assert compiled.describe_compilation().recompilations == 0
 
 
+def test_every_batch_size_compiles_beyond_dynamo_s_recompile_limit(card):
+    # dynamo stops compiling a function after recompile_limit graphs and runs the rest eagerly,
+    # silently: with a limit of 2, the graphs for 4 and 8 would never be compiled
+    from torch._dynamo import config
+
+    graphs = graphs_compiled()
+    with config.patch(recompile_limit=2):
+        _, compiled = predictors(card, compile="inductor", max_batch_size=8)
+    assert compiled.describe_compilation().compiled
+    assert graphs_compiled() - graphs == 4  # 1, 2, 4 and 8
+
+
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="no CPU bf16")
 def test_compiled_bf16_agrees_with_eager_bf16(card):
     eager, compiled = predictors(card, precision="bf16", compile="inductor")
