@@ -738,13 +738,14 @@ def compiled_notes(results: dict) -> list[str]:
     warm = service.get("warm_start_s")
     if warm is not None and warm > 20:
         compiling = service["warm_compile"]["seconds"] or 0
+        graphs = max(1, service["warm_compile"]["graphs_from_cache"])
         notes.append(
             f"- With a warm cache, start to ready is {warm:.1f} s, {compiling:.1f} s of it "
-            f"loading {service['warm_compile']['graphs_from_cache']} compiled graphs: inductor's "
-            "cache skips code generation and the C++ compiler, but each graph is still traced "
-            "again by dynamo and AOTAutograd (about 3 s each), whose own cache torch 2.14 turns "
-            "off for frozen weights. 20 s needs fewer graphs or a precompiled artifact loaded "
-            "without tracing (AOTInductor, or torch's experimental `aot_compile`)."
+            f"loading {graphs} compiled graphs: inductor's cache skips code generation and the "
+            f"C++ compiler, but each graph is still traced again by dynamo and AOTAutograd "
+            f"(about {compiling / graphs:.0f} s each), whose own cache torch 2.14 turns off for "
+            "frozen weights. 20 s needs fewer graphs or a precompiled artifact loaded without "
+            "tracing (AOTInductor, or torch's experimental `aot_compile`)."
         )
     return notes
 
