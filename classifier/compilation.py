@@ -2,7 +2,9 @@
 
     >>> use_cache_dir(Path("/var/cache/classifier"))     # before the first compilation
     >>> forward = compile_model(model, torch.device("cpu"))
-    >>> for size in compiled_batch_sizes(16): forward(example(size))   # 1, 2, 4, 8, 16
+    >>> sizes = compiled_batch_sizes(16)                  # 1, 2, 4, 8, 16
+    >>> with compiling(len(sizes)):
+    ...     for size in sizes: forward(example(size))    # each call compiles one graph
     >>> graphs_compiled()                                 # torch's own counter: 5
 
 Each batch size is its own graph (`dynamic=False`), specialised and with the weights frozen into
