@@ -18,12 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
-
-CompileMode = Literal["auto", "inductor", "off"]
 
 
 def compiled_batch_sizes(max_batch_size: int) -> tuple[int, ...]:

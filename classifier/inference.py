@@ -20,7 +20,6 @@ from torch import nn
 
 from .artifact import ModelCard
 from .compilation import (
-    CompileMode,
     compile_model,
     compiled_batch_sizes,
     compiling,
@@ -32,6 +31,7 @@ from .compilation import (
     use_cache_dir,
 )
 from .schemas import CompileInfo, Prediction
+from .settings import CompileMode
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+CompileMode = Literal["auto", "inductor", "off"]
 
 
 class Settings(BaseSettings):
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
         0, ge=0, description="Threads that decode and resize uploads; 0 = one per core."
     )
 
-    compile: Literal["auto", "inductor", "off"] = Field(
+    compile: CompileMode = Field(
         "auto",
         description="auto: compile the model with PyTorch's inductor where a compiler for the "
         "device is present (a C++ compiler on CPUs, triton on GPUs), else serve it eagerly; "
