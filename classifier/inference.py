@@ -206,9 +206,9 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def top_k(probabilities: torch.Tensor, labels: list[str], k: int) -> list[Prediction]:
+def top_k(probabilities: torch.Tensor | np.ndarray, labels: list[str], k: int) -> list[Prediction]:
     """The `k` most probable classes of one image, highest first."""
-    scores, indices = torch.topk(probabilities, min(k, len(labels)))
+    scores, indices = torch.topk(torch.as_tensor(probabilities), min(k, len(labels)))
     return [
         Prediction(label=labels[index], index=index, score=score)
         for score, index in zip(scores.tolist(), indices.tolist())

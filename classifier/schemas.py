@@ -28,11 +28,20 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction] = Field(description="Highest score first.")
 
 
-class BatchItem(BaseModel):
-    """One image's answer in a batch: its predictions, or why it could not be classified."""
+class Classified(BaseModel):
+    """An image of a batch, classified."""
 
-    predictions: list[Prediction] | None = None
-    error: str | None = Field(None, examples=["the image is empty (0 bytes)"])
+    predictions: list[Prediction] = Field(description="Highest score first.")
+
+
+class Unclassified(BaseModel):
+    """An image of a batch that could not be classified, and why."""
+
+    error: str = Field(examples=["the image is empty (0 bytes)"])
+
+
+# One image's answer in a batch: exactly one of `predictions` and `error`.
+BatchItem = Classified | Unclassified
 
 
 class BatchResponse(BaseModel):
@@ -42,8 +51,8 @@ class BatchResponse(BaseModel):
             "example": {
                 "model": "resnet50:abc",
                 "results": [
-                    {"predictions": PREDICTIONS_EXAMPLE, "error": None},
-                    {"predictions": None, "error": "the image is empty (0 bytes)"},
+                    {"predictions": PREDICTIONS_EXAMPLE},
+                    {"error": "the image is empty (0 bytes)"},
                 ],
             }
         }

@@ -92,6 +92,21 @@ class Settings(BaseSettings):
         description="Requests to the APIs handled at once by each worker; more get 503 at once, "
         "with Retry-After, before any work is done on them.",
     )
+    max_receiving: int = Field(
+        256,
+        ge=1,
+        description="Request bodies each worker receives at once; more get 503 at once, with "
+        "Retry-After. A request counts against max_concurrency only once its body has arrived.",
+    )
+    body_timeout_s: float = Field(
+        10,
+        gt=0,
+        description="A request body must arrive within this time, plus 1 s for every "
+        "body_min_rate bytes received, else 408 (slow uploads cannot hold the service).",
+    )
+    body_min_rate: int = Field(
+        1000, ge=1, description="Bytes per second a body must keep arriving at: body_timeout_s."
+    )
     request_timeout_s: float = Field(
         60, gt=0, description="A request not answered in this time gets 504 (BentoML's timeout)."
     )
@@ -156,6 +171,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"CLASSIFIER_API_KEY_FILE {self.api_key_file} is empty")
             return key
         return None if self.api_key is None else self.api_key.get_secret_value().strip()
+
+
+def settings_and_key_or_exit() -> tuple[Settings, str | None]:
+    """The settings and the API key (None: no key), or a clear refusal to start (not a
+    traceback) when they are invalid or the key file cannot be read."""
+    try:
+        settings = get_settings()
+        return settings, settings.required_api_key()
+    except ValueError as error:  # pydantic's ValidationError is one
+        raise SystemExit(f"ImageClassifier refuses to start: {error}") from None
 
 
 @functools.cache

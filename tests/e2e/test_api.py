@@ -184,8 +184,10 @@ class TestPredictBatch:
         results = body["results"]
         assert len(results) == 5
         for i in (0, 2, 4):
-            assert results[i]["error"] is None
+            assert set(results[i]) == {"predictions"}, "exactly one of predictions and error"
             assert_predictions(results[i], k=3)
+        for i in (1, 3):
+            assert set(results[i]) == {"error"}
         assert "not a supported image" in results[1]["error"]
         assert "empty" in results[3]["error"]
         alone = predict(http, images.png(2), top_k=3).json()["predictions"]
