@@ -46,7 +46,14 @@ MODEL_SERVICE = settings.batching == "bentoml"
 GPUS = {"resources": {"gpu": settings.gpus}} if settings.gpus else {}
 
 
-@bentoml.service(workers=1, threads=1, **GPUS)  # one model call at a time: batches fill it
+@bentoml.service(
+    workers=1,
+    threads=1,  # one model call at a time: batches fill it
+    # BentoML's client renews its connection every 100 calls or 300 s by closing it under the
+    # calls in flight, which then fail (bentoml 1.4.39); one local model service needs no renewal
+    runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
+    **GPUS,
+)
 class ImageModel:
     """The model alone, for CLASSIFIER_BATCHING=bentoml: prepared pixels in, probabilities out,
     in batches BentoML's adaptive batcher forms from every API worker's calls."""

@@ -1,5 +1,6 @@
 """Batching under concurrency: every caller gets its own answer, bad uploads included; both
-ways of batching (continuous, the default, and BentoML's CorkDispatcher); overload refused."""
+ways of batching (continuous, the default, and BentoML's in the ImageModel service); overload
+refused."""
 
 from __future__ import annotations
 
@@ -83,9 +84,9 @@ def test_distinct_images_get_distinct_answers(http):
 
 
 def test_sustained_concurrency_never_fails(batching_http):
-    """Hundreds of overlapping requests. With batching=bentoml, BentoML's internal client renews
-    its session every 100 calls and drops the calls in flight on the old one; the service must
-    retry them."""
+    """Hundreds of overlapping requests. With batching=bentoml, BentoML's client of the model
+    service renews its connection every 100 calls by default, closing it under the calls in
+    flight, which then fail: the service configures it not to."""
     http = batching_http
     data = [images.jpeg(seed, (96, 96)) for seed in range(8)]
 
