@@ -92,11 +92,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     from bench.inputs import SIZES, photo, photos
     from bench.load import ProcessSampler
     from bench.raw import measure_compiled, measure_preprocessing, measure_raw
-    from bench.servers import Server
     from classifier.artifact import build_model
     from classifier.compilation import compiled_batch_sizes
     from classifier.inference import Predictor
     from classifier.settings import get_settings
+    from classifier.testing.server import Server
 
     settings = get_settings()
     stored = save_benchmark_model()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -781,3 +782,13 @@ def plot_levels(results: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report", description="Re-render the report from bench/*.json."
+    )
+    parser.add_argument(
+        "--output", type=Path, default=REPORT, help="its figures are in bench/ beside it"
+    )
+    rerender(parser.parse_args().output)

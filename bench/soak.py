@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.traffic import Answer, Clock, Request, drive, per_window
+from classifier.testing.traffic import Answer, Clock, Request, drive, per_window
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -77,7 +77,7 @@ python -m bench.image_contents "$image" > "$work/contents.json"
 cache=$work/compile-cache
 mkdir -p "$cache" && chown 1034:1034 "$cache"  # the user BentoML's image runs as
 volume=(-v "$cache:/compile-cache" -e CLASSIFIER_COMPILE_CACHE_DIR=/compile-cache)
-port=$(python -c "from bench.servers import free_port; print(free_port())")
+port=$(python -c "from classifier.testing.server import free_port; print(free_port())")
 started=$(seconds)
 podman run -d --name classifier-smoke -p "127.0.0.1:$port:3000" "${volume[@]}" "$image" > /dev/null
 url=http://127.0.0.1:$port

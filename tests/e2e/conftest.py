@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.servers import Server
+from classifier.testing.server import Server
 from tests import ROOT
 
 BENTOML = str(Path(sys.executable).with_name("bentoml"))

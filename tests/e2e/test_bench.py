@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 
-from bench.report import rerender
 from tests import ROOT
 
 # Only `python -m bench` compiles (with graphs for batches of 1 and 2, to keep it short): the
@@ -70,7 +69,7 @@ def test_bench_and_sweep_write_the_report(tmp_path):
     assert soak["requests"] >= 60 and set(soak["classes"]) == {"2xx as expected", "4xx as expected"}
     # and the figures `scripts/container-smoke.sh` records (too slow to run here)
     shutil.copy(ROOT / "bench" / "container.json", tmp_path / "bench" / "container.json")
-    rerender(report)
+    run("bench.report", "--output", str(report))
     text = report.read_text()
     assert "## Overload" in text and "## Soak" in text and "## Container image" in text
     assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000

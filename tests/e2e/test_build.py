@@ -44,6 +44,7 @@ def test_built_bento_serves(stored_model, tmp_path):
     assert [m["tag"] for m in manifest["services"][0]["models"]] == [str(stored_model.tag)]
     assert "resources" not in manifest["services"][0]["config"]  # no GPU asked for
     # the service's requirements only: tests and benchmarks stay out of the Bento and its image
+    assert not (bento_dir / "src" / "classifier" / "testing").exists()  # their shared helpers
     packaged = (bento_dir / "env" / "python" / "requirements.txt").read_text()
     assert "torch==" in packaged and "bentoml==" in packaged
     for development_only in ("pytest", "schemathesis", "locust", "litserve", "matplotlib"):

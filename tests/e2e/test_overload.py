@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.overload import measure_spike, photo_requests
+from classifier.testing.overload import measure_spike, photo_requests
 from tests import images
 
 LIMIT = 4

@@ -124,6 +124,29 @@ def test_page_is_small_self_contained_and_locked_down(url):
     assert httpx.get(f"{url}/ui", follow_redirects=True).url.path == "/ui/"
 
 
+def test_loads_with_a_quiet_console_and_no_failed_request(browser, url):
+    """Not even the icon the browser asks for: a 404 there is logged on every load."""
+    context = browser.new_context()
+    page, problems = context.new_page(), []
+    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}"))
+    page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400 and problems.append(f"{response.status}: {response.url}")
+        ),
+    )
+    try:
+        with page.expect_response(f"{url}/ui/favicon.svg") as icon:
+            page.goto(f"{url}/ui/")
+        expect(page.locator("#model")).to_contain_text("demo model")  # /info answered
+        page.wait_for_load_state("networkidle")
+    finally:
+        context.close()
+    assert not problems, problems
+    assert icon.value.headers["content-type"].startswith("image/svg+xml")
+
+
 def test_a_photo_gets_labelled_bars(page, url, stored_model):
     expect(page.locator("#model")).to_contain_text(str(stored_model.tag))
     expect(page.locator("#model")).to_contain_text("demo model")
