@@ -27,13 +27,14 @@ class Admission:
       upload holds a receiving place, briefly, and never a place among the requests worked on.
     - Bodies over `max_body_bytes` get 413, declared or streamed.
     - At most `max_concurrency` received requests are worked on at once; more get 503 with
-      Retry-After before any work is done on them, in milliseconds instead of a timeout.
+      Retry-After before any work is done on them (at once if the limit is reached when
+      they arrive), in milliseconds instead of a timeout.
 
     A request gives its working place back as its last response bytes are sent, not when the app
     returns: the client may already be sending its next request while the app cleans up
     (uvicorn starts it on a kept-alive connection as soon as the response is complete), and that
-    request must find the place free. Refusals after the body has been read keep the connection;
-    the others close it, since reading on would defeat them.
+    request must find the place free. 503s for the working limit keep the connection; the other
+    refusals close it, since reading on would defeat them.
     """
 
     def __init__(
@@ -63,6 +64,8 @@ class Admission:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return await send_error(send, 413, self._too_large(), [CLOSE])
+        if self.working >= self.max_concurrency:
+            return await self._busy(send)  # at once, before its body arrives
         if self.receiving >= self.max_receiving:
             busy = f"the service is receiving its limit of {self.max_receiving} uploads"
             return await send_error(
@@ -78,9 +81,15 @@ class Admission:
         if body is None:
             return  # the client is gone
         if self.working >= self.max_concurrency:
-            busy = f"the service is handling its limit of {self.max_concurrency} requests"
-            return await send_error(send, 503, f"{busy}; retry shortly", [self._retry_after()])
+            return await self._busy(send)
         await self._work(scope, body, receive, send)
+
+    async def _busy(self, send) -> None:
+        # The connection is kept: uvicorn's parser drops whatever of the body is still to come,
+        # far more cheaply than reading it here, and the client reads its 503 after sending,
+        # where closing with unread data would have the kernel reset the connection instead.
+        busy = f"the service is handling its limit of {self.max_concurrency} requests"
+        await send_error(send, 503, f"{busy}; retry shortly", [self._retry_after()])
 
     async def _receive_body(self, receive) -> bytes | None:
         """The whole body, or None if the client left; raises Refused when it is too large or

@@ -85,6 +85,37 @@ def test_a_request_still_being_worked_on_holds_its_slot():
     }
 
 
+def test_when_every_slot_is_taken_a_request_is_refused_before_its_body_is_read():
+    sent = []
+
+    async def body():
+        for chunk in (b"a", b"b"):
+            sent.append(chunk)
+            yield chunk
+
+    async def scenario():
+        started, finish = asyncio.Event(), asyncio.Event()
+
+        async def slow(scope, receive, send):
+            started.set()
+            await finish.wait()
+            await echo(scope, receive, send)
+
+        limit = admission(slow)
+        async with client(limit) as http:
+            first = asyncio.create_task(http.post("/predict", content=b"x"))
+            await started.wait()
+            refused = await http.post("/predict", content=body())
+            finish.set()
+            await first
+        return refused
+
+    refused = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "connection" not in refused.headers, "kept: uvicorn drops the rest of the body"
+    assert sent == []
+
+
 def test_an_app_that_fails_gives_its_slot_back():
     async def scenario():
         limit = admission(CleansUpAfterAnswering())
