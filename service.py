@@ -20,14 +20,14 @@ import numpy as np
 from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 
-from classifier.batching import Batcher
 from classifier.errors import ClientError, InvalidImage
 from classifier.http import install_http_layer
 from classifier.http.errors import error_response
 from classifier.http.requests import Base64Body, ClassifyBody, PredictBatchForm, PredictForm
+from classifier.http.shutdown import refuse_new_connections_on_sigterm
 from classifier.http.timing import Timing
 from classifier.http.web import web_app
-from classifier.inference import top_k
+from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, top_k
 from classifier.ingest import decode_base64
 from classifier.schemas import (
     BatchItem,
@@ -38,12 +38,19 @@ from classifier.schemas import (
     PreparedImage,
     Unclassified,
 )
-from classifier.served_model import QUEUE_SECONDS, ServedModel, check_stored_model, stored_card
+from classifier.served_model import (
+    BatchedModel,
+    ServedModel,
+    check_stored_model,
+    model_tag,
+    stored_card,
+)
 from classifier.settings import settings_and_key_or_exit
 
 settings, API_KEY = settings_and_key_or_exit()
 MODEL_SERVICE = settings.batching == "bentoml"
 GPUS = {"resources": {"gpu": settings.gpus}} if settings.gpus else {}
+ENVS = [{"name": name, "value": value} for name, value in OPENMP_ENVIRONMENT.items()]
 
 
 @bentoml.service(
@@ -52,6 +59,7 @@ GPUS = {"resources": {"gpu": settings.gpus}} if settings.gpus else {}
     # BentoML's client renews its connection every 100 calls or 300 s by closing it under the
     # calls in flight, which then fail (bentoml 1.4.39); one local model service needs no renewal
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
+    envs=ENVS,
     **GPUS,
 )
 class ImageModel:
@@ -86,6 +94,7 @@ info_app = FastAPI(title="ImageClassifier", docs_url=None, redoc_url=None, opena
     traffic={"timeout": settings.request_timeout_s},
     workers=settings.workers,
     threads=1,  # one model call at a time; adaptive batching fills it instead
+    envs=ENVS,
     **({} if MODEL_SERVICE else GPUS),
 )
 class ImageClassifier:
@@ -96,28 +105,18 @@ class ImageClassifier:
         model_service = bentoml.depends(ImageModel)
 
     def __init__(self) -> None:
-        self.batcher = None
+        self.batched = None
         if MODEL_SERVICE:
             self.tag, self.card = stored_card(model_tag(ImageClassifier))
-        else:  # the model is loaded, placed and warmed up on the batcher's thread: see Batcher
-            self.batcher = Batcher(
-                lambda batch: self.served.answer(batch),
-                setup=self._load_model,
-                max_batch_size=settings.max_batch_size,
-                max_queue=settings.max_queue,
-                on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
-                take=lambda queued: self.served.predictor.batch_size_for(queued),
-                name="model",
-            )
+        else:  # torch runs on the batcher's thread only: see BatchedModel
+            self.batched = BatchedModel(model_tag(ImageClassifier), settings)
+            self.tag, self.card = self.batched.model.tag, self.batched.model.card
         # Decoding more images at once than there are cores only slows the model down;
         # uploads wait their turn here instead.
         self.prepare_pool = ThreadPoolExecutor(
             settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
         )
-
-    def _load_model(self) -> None:
-        self.served = ServedModel.load(model_tag(ImageClassifier), settings)
-        self.tag, self.card = self.served.tag, self.served.card
+        refuse_new_connections_on_sigterm()  # after uvicorn's own handler, which it then calls
 
     @bentoml.on_deployment
     def check_model() -> None:
@@ -128,8 +127,8 @@ class ImageClassifier:
     @bentoml.on_shutdown
     def stop(self) -> None:
         """After the server has answered every request it accepted (SIGTERM)."""
-        if self.batcher is not None:
-            self.batcher.close(timeout=5)
+        if self.batched is not None:
+            self.batched.batcher.close(timeout=5)
         self.prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     @bentoml.api(input_spec=PredictForm)
@@ -197,22 +196,16 @@ class ImageClassifier:
     def describe(self) -> ModelInfo:
         if MODEL_SERVICE:
             return ModelInfo.model_validate(self.model_service.describe())
-        return self.served.describe(settings)
+        return self.batched.model.describe(settings)
 
     def _top_k(self, k: int | None) -> int:
-        if k is None:
-            return min(settings.default_top_k, self.card.num_classes)
-        if k > self.card.num_classes:
-            raise ClientError(
-                f"top_k is {k}, but the model has only {self.card.num_classes} labels"
-            )
-        return k
+        return checked_top_k(k, self.card.num_classes, settings.default_top_k)
 
     async def _answer(self, read, k: int, timing: Timing) -> BatchItem:
         """Bytes from `read()` to an answer: prepared in the decode pool, then batched."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        pixels = await loop.run_in_executor(self.prepare_pool, self._prepare, read)
+        pixels = await loop.run_in_executor(self.prepare_pool, lambda: self._prepare(read()))
         timing.add("prepare", time.perf_counter() - started)
         phases: dict[str, float] = {}
         answer = await self._classify(pixels, k, phases)
@@ -220,17 +213,17 @@ class ImageClassifier:
             timing.add(name, seconds)
         return answer
 
-    def _prepare(self, read) -> np.ndarray:
-        """Runs in a worker thread: bytes to validated, resized, cropped pixels."""
-        # No byte limit here: admission already bounds every body, so every image in it.
+    def _prepare(self, data: bytes) -> np.ndarray:
+        """In a worker thread: bytes to validated, resized, cropped pixels (admission bounds
+        every body, so every image in it)."""
         return self.card.preprocessing.prepare_bytes(
-            read(), max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
+            data, max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
         )
 
     async def _classify(self, pixels: np.ndarray, k: int, phases: dict) -> BatchItem:
         """One image's pixels through the model, batched with whatever else is waiting."""
-        if not MODEL_SERVICE:  # torch runs on the model thread only (see Batcher)
-            return await self.batcher.submit((pixels, k), phases)
+        if not MODEL_SERVICE:
+            return await self.batched.answer(pixels, k, phases)
         started = time.perf_counter()
         try:
             [probabilities] = await self.model_service.to_async.probabilities(pixels[np.newaxis])
@@ -246,19 +239,6 @@ class ImageClassifier:
 def info() -> ModelInfo:
     """The served model: tag, weights source, labels, preprocessing, precision, batching."""
     return bentoml.get_current_service().describe()
-
-
-def model_tag(service) -> str:
-    """The exact model a built Bento was packaged with; else the configured tag.
-
-    BentoML pins the versions of Hugging Face models in a Bento, not of BentoModels: without
-    this, "resnet50:latest" would mean whatever was saved last on the serving machine.
-    """
-    bento = getattr(service, "bento", None)
-    if bento is None:
-        return settings.model_tag
-    [info] = [info for info in bento.info.services if info.name == service.name]
-    return str(info.models[0].tag)
 
 
 install_http_layer(ImageClassifier, settings, API_KEY)

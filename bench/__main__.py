@@ -242,13 +242,20 @@ def measure_pipeline(tag: str, clients: int, seconds: float, compile_cache: Path
     """`python -m bench.pipeline` in a process of its own (its own OpenMP setting)."""
     import subprocess
 
+    from classifier.inference import OPENMP_ENVIRONMENT
+
     command = [sys.executable, "-m", "bench.pipeline", "--tag", tag, "--clients", str(clients)]
     done = subprocess.run(
         [*command, "--seconds", str(seconds)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "CLASSIFIER_COMPILE_CACHE_DIR": str(compile_cache)},
+        # the OpenMP setting the service's workers get
+        env={
+            **OPENMP_ENVIRONMENT,
+            **os.environ,
+            "CLASSIFIER_COMPILE_CACHE_DIR": str(compile_cache),
+        },
     )
     if done.returncode:
         raise RuntimeError(f"bench.pipeline failed:\n{done.stderr[-3000:]}")

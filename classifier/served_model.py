@@ -1,7 +1,7 @@
 """The served model: loaded from the BentoML model store, run one batch at a time, described.
 
-    model = ServedModel.load("resnet50:abc", settings)  # checked, placed, compiled, warmed up
-    model.answer([(pixels, 5), ...])                    # one answer per image, in order
+model = ServedModel.load("resnet50:abc", settings)  # checked, placed, compiled, warmed up
+model.answer([(pixels, 5), ...])                    # one answer per image, in order
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import bentoml
 import numpy as np
 
 from .artifact import ModelCard, ModelIntegrityError, load_model
+from .batching import Batcher
 from .inference import Predictor, top_k
 from .schemas import BatchItem, Classified, ModelInfo
-from .settings import Settings
+from .settings import Settings, get_settings
 
 BATCH_SIZE = bentoml.metrics.Histogram(
     name="classifier_batch_size",
@@ -44,6 +45,19 @@ def check_stored_model(tag: str) -> None:
             f"({error}). Save the model again with `python -m train ...`, or set "
             "CLASSIFIER_MODEL_TAG to a good model from `bentoml models list`."
         ) from None
+
+
+def model_tag(service) -> str:
+    """The exact model a built Bento of `service` was packaged with, else the configured tag.
+
+    BentoML pins the versions of Hugging Face models in a Bento, not of BentoModels: without
+    this, "resnet50:latest" would mean whatever was saved last on the serving machine.
+    """
+    bento = getattr(service, "bento", None)
+    if bento is None:
+        return get_settings().model_tag
+    [info] = [info for info in bento.info.services if info.name == service.name]
+    return str(info.models[0].tag)
 
 
 def stored_card(tag: str) -> tuple[str, ModelCard]:
@@ -119,3 +133,27 @@ class ServedModel:
                 "request_timeout_s": settings.request_timeout_s,
             },
         )
+
+
+class BatchedModel:
+    """A ServedModel behind the continuous batcher (`classifier.batching`): loaded, compiled and
+    run on the batcher's own thread only, and started once it is ready to answer."""
+
+    def __init__(self, tag: str, settings: Settings) -> None:
+        def load() -> None:
+            self.model = ServedModel.load(tag, settings)
+
+        self.batcher: Batcher = Batcher(
+            lambda batch: self.model.answer(batch),
+            setup=load,
+            max_batch_size=settings.max_batch_size,
+            max_queue=settings.max_queue,
+            on_batch=lambda size, waited, ran: QUEUE_SECONDS.observe(waited),
+            take=lambda queued: self.model.predictor.batch_size_for(queued),
+            name="model",
+        )
+
+    async def answer(self, pixels: np.ndarray, k: int, phases: dict[str, float]) -> BatchItem:
+        """One image's top `k`, batched with whatever else is queued; its wait and model time
+        go in `phases`."""
+        return await self.batcher.submit((pixels, k), phases)

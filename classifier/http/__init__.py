@@ -16,7 +16,6 @@ from .auth import OPEN_PATHS, ApiKeyAuth, is_open
 from .errors import ClientErrorsAreNotLogged, ReadableErrors
 from .openapi import DocumentedErrors
 from .requests import REQUEST_MODELS
-from .shutdown import refuse_new_connections_on_sigterm
 
 
 def install_http_layer(service, settings: Settings, api_key: str | None) -> None:
@@ -62,4 +61,3 @@ def install_http_layer(service, settings: Settings, api_key: str | None) -> None
     logging.getLogger("bentoml._internal.server.http_app").addFilter(
         ClientErrorsAreNotLogged(REQUEST_MODELS)
     )
-    refuse_new_connections_on_sigterm()
