@@ -9,7 +9,7 @@ rewrites BENCHMARKS.md and bench/throughput.png.
 SERVICE = "service"
 SERVICE_EAGER = "service, eager model"
 SERVICE_2W = "service, 2 workers x 1 thread"
-BENTOML_BATCHER = "service, BentoML batcher"
+BENTOML_BATCHER = "service, BentoML's batcher in a model service"
 BASELINE = "tutorial baseline"
 LITSERVE = "LitServe"
 LITSERVE_COMPILED = "LitServe, compiled model"

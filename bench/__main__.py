@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pipeline-clients", type=int, nargs="+", default=[16, 64], help="bench.pipeline callers"
     )
+    parser.add_argument("--slow-senders", type=int, default=100, help="uploads at a byte a second")
+    parser.add_argument("--burst", type=int, default=160, help="clients arriving at once")
     parser.add_argument(
         "--contenders",
         nargs="+",
@@ -180,6 +182,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
                     **measure_level(server, small, max(args.concurrency), args.seconds),
                 }
                 print(json.dumps(results["small_photos"]), flush=True)
+                results.update(measure_slow_clients(server, bodies, args, settings))
             after = compile_info(server) if compiled else None
         finally:
             server.stop()
@@ -199,6 +202,24 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
                 server.stop()
             print(json.dumps(results["contenders"][name]["warm_compile"]), flush=True)
     return results
+
+
+def measure_slow_clients(server, bodies: list[bytes], args, settings) -> dict:
+    """Uploads trickling in at a byte a second while 16 clients send these photos, until the
+    service's body timeout; then a burst of clients at once: what the slow senders, the others
+    and the refused got."""
+    from classifier.testing.overload import measure_burst, photo_requests
+    from classifier.testing.slow_senders import measure_slow_senders
+
+    requests = photo_requests(server.url, bodies)
+    seconds = max(1.0, settings.body_timeout_s - 2)  # while every slow sender is connected
+    slow = measure_slow_senders(
+        server.url, requests, senders=args.slow_senders, clients=16, seconds=seconds
+    )
+    print(json.dumps(slow), flush=True)
+    burst = measure_burst(server.url, requests, clients=args.burst, seconds=args.seconds + 5)
+    print(json.dumps(burst), flush=True)
+    return {"slow_senders": slow, "burst": burst}
 
 
 def compile_info(server) -> dict:

@@ -50,18 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=30, help="sampled time")
     parser.add_argument("--warmup", type=float, default=10, help="load before sampling")
     parser.add_argument("--eager", action="store_true", help="CLASSIFIER_COMPILE=off")
+    parser.add_argument("--label", help="the record's name in --output (default: compiled/eager)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "profile.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     os.environ.setdefault("CLASSIFIER_COMPILE_CACHE_DIR", CACHE)  # compiles once: reruns are fast
     if args.eager:
         os.environ["CLASSIFIER_COMPILE"] = "off"
-    label = "eager" if args.eager else "compiled"
+    label = args.label or ("eager" if args.eager else "compiled")
     from bench.__main__ import machine
     from bench.inputs import photos
     from bench.servers import benchmark_service
 
-    with benchmark_service(f"profile-{label}") as server:
+    with benchmark_service("profile") as server:
         record = {"command": " ".join(["python -m bench.profile", *sys.argv[1:]])}
         record |= {"machine": machine(), **profile(server, photos(), args, label)}
     results = json.loads(args.output.read_text()) if args.output.exists() else {}
@@ -77,7 +78,8 @@ def profile(server, bodies: list[bytes], args, label: str) -> dict:
     tree = psutil.Process(server.process.pid).children(recursive=True)
     [worker] = [p for p in tree if "--fd" in p.cmdline()]  # the service's worker process
     PROFILES.mkdir(exist_ok=True)
-    raw = PROFILES / f"{label}.txt"
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    raw = PROFILES / f"{slug}.txt"
     # idle threads (in epoll, on a lock, waiting for the GIL) are left out by default, as long as
     # the worker runs on while sampled: paused for each sample, every thread looks busy
     spy = [PY_SPY, "record", "--pid", str(worker.pid), "--rate", "100", "--duration"]
@@ -104,7 +106,7 @@ def profile(server, bodies: list[bytes], args, label: str) -> dict:
                     concurrency=args.clients, seconds=args.seconds + 3)  # fmt: skip
     timer.join()
     stacks = list(read_raw(raw))
-    write_speedscope(stacks, PROFILES / f"{label}.speedscope.json")
+    write_speedscope(stacks, PROFILES / f"{slug}.speedscope.json")
     # py-spy counts a thread that waits for a core as busy: each thread's samples share out its
     # CPU time as the kernel counted it, and the threads without Python (OpenMP's) are the model's
     ids, by_thread = collections.defaultdict(set), collections.defaultdict(collections.Counter)

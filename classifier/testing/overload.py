@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import httpx
 import numpy as np
@@ -140,3 +141,29 @@ def recovery(windows: list[dict], normal: dict, spike_end: float, window: float)
         if good[i] and good[i + 1]:
             return max(0.0, windows[i]["from_s"] + window - spike_end)
     return None
+
+
+def measure_burst(url: str, requests: list[Request], *, clients: int, seconds: float) -> dict:
+    """`clients` clients at once, from a standing start, for `seconds`: how fast the ones the
+    service cannot take are refused."""
+    answers = asyncio.run(
+        drive(url, requests, clients=clients, start=0, stop=seconds, clock=Clock())
+    )
+    refused_ms = [a.seconds * 1000 for a in answers if a.status in REFUSED]
+    answered_ms = [a.seconds * 1000 for a in answers if a.status == "200"]
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "statuses": dict(collections.Counter(a.status for a in answers)),
+        "wrong_answers": sum(a.correct is False for a in answers),
+        "refused_with_retry_after": sum(
+            a.retry_after is not None for a in answers if a.status in REFUSED
+        ),
+        "refusal_ms": {
+            "p50": percentile(refused_ms, 50),
+            "p99": percentile(refused_ms, 99),
+            "max": max(refused_ms, default=None),
+        },
+        "refused_after_2s": sum(ms > 2000 for ms in refused_ms),
+        "answered_ms": {"p50": percentile(answered_ms, 50), "p99": percentile(answered_ms, 99)},
+    }

@@ -31,7 +31,8 @@ def test_bench_and_sweep_write_the_report(tmp_path):
     report = tmp_path / "BENCHMARKS.md"
     run("bench", "--seconds", "2", "--concurrency", "1", "4", "--images", "6",
         "--pipeline-clients", "4", "--contenders", "service", "--output", str(report),
-        CLASSIFIER_MAX_BATCH_SIZE="2")  # fmt: skip
+        "--slow-senders", "4", "--burst", "8",
+        CLASSIFIER_MAX_BATCH_SIZE="2", CLASSIFIER_BODY_TIMEOUT_S="3")  # fmt: skip
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert results["raw"]["best_throughput"] > 0
     compiled = results["raw_compiled"]
@@ -47,6 +48,9 @@ def test_bench_and_sweep_write_the_report(tmp_path):
         assert set(level["phases_ms"]) == {"prepare", "queue", "model"}
         assert level["mean_batch"] >= 1
     assert results["small_photos"]["ok"] > 0
+    assert results["slow_senders"]["slow_statuses"] == {"408": 4}
+    assert results["slow_senders"]["statuses"] == {"200": results["slow_senders"]["requests"]}
+    assert results["burst"]["statuses"].get("200", 0) > 0 and not results["burst"]["wrong_answers"]
     assert (tmp_path / "bench" / "throughput.png").stat().st_size > 10_000
 
     run("bench.sweep", "--configs", "defaults", "--concurrency", "2", "--seconds", "2",

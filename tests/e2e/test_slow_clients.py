@@ -20,4 +20,3 @@ def test_slow_senders_get_408_while_everyone_else_is_answered(server):
     assert result["slow_statuses"] == {"408": 100}
     assert result["slow_answered_after_s"]["min"] >= BODY_TIMEOUT_S
     assert server.process.poll() is None
-
