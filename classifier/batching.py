@@ -5,9 +5,9 @@ is done: an idle model answers a lone request at once, and under load the queue 
 while a batch runs becomes the next batch. Nothing waits on a timer and nothing is serialised:
 callers hand over numpy arrays and get Python objects back on their own event loop.
 
-BentoML's batchable APIs do the same grouping in its `CorkDispatcher`, but calling one from the
-service's own APIs goes through BentoML's in-process HTTP client, which serialises every image's
-pixels to JSON and back; `python -m bench` measures both ways in the same run (BENCHMARKS.md).
+BentoML's batchable APIs do the same grouping in its `CorkDispatcher`, in a service of their own
+that the API service calls (CLASSIFIER_BATCHING=bentoml); `python -m bench` measures both ways in
+the same run (BENCHMARKS.md).
 """
 
 from __future__ import annotations

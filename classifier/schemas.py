@@ -146,7 +146,9 @@ class ModelInfo(BaseModel):
     validation_accuracy: float | None
     precision: str
     device: str
-    batching: str = Field(description="continuous (in process) or bentoml (CorkDispatcher).")
+    batching: str = Field(
+        description="continuous (in process) or bentoml (BentoML's batcher in a model service)."
+    )
     max_batch_size: int
     max_latency_ms: int
     compile: CompileInfo

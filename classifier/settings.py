@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     batching: Literal["continuous", "bentoml"] = Field(
         "continuous",
         description="continuous: the APIs batch in process (the model takes whatever is queued "
-        "whenever it is free); bentoml: they call the batchable `classify` API through BentoML's "
-        "in-process client and its CorkDispatcher. `python -m bench` measures both.",
+        "whenever it is free); bentoml: they send prepared pixels to the ImageModel service "
+        "(bentoml.depends), whose batchable API BentoML's adaptive batcher feeds. "
+        "`python -m bench` measures both.",
     )
     max_batch_size: int = Field(16, ge=2, description="Largest batch the model runs.")
     max_queue: int = Field(

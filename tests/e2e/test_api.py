@@ -71,6 +71,19 @@ class TestHealth:
                     pending.append(schema["components"]["schemas"][name])
         assert re.search(r'"examples?"', text)
 
+    def test_openapi_says_a_batch_item_has_exactly_one_of_predictions_and_error(self, http):
+        schemas = http.get("/docs.json").json()["components"]["schemas"]
+        items = schemas["BatchResponseIODescriptor"]["properties"]["results"]["items"]
+        one_of = [ref["$ref"].rsplit("/", 1)[1] for ref in items["anyOf"]]
+        assert {name: schemas[name]["required"] for name in one_of} == {
+            "Classified": ["predictions"],
+            "Unclassified": ["error"],
+        }
+        assert {name: list(schemas[name]["properties"]) for name in one_of} == {
+            "Classified": ["predictions"],
+            "Unclassified": ["error"],
+        }
+
     def test_swagger_ui(self, http):
         assert "swagger" in http.get("/").text.lower()
 
@@ -303,6 +316,7 @@ def test_classify_takes_prepared_pixels_and_joins_the_same_batches(http, stored_
     response = http.post("/classify", json=body)
     assert response.status_code == 200, response.text
     good, bad = response.json()
+    assert set(good) == {"predictions"} and set(bad) == {"error"}
     expected = predict(http, data, top_k=3).json()["predictions"]
     assert [p["label"] for p in good["predictions"]] == [p["label"] for p in expected]
     assert "64x64x3" in bad["error"]

@@ -32,8 +32,8 @@ def keyed_by_file(make_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keyed_bentoml_batching(make_server):
-    """A key, and the APIs calling `classify` through BentoML's in-process client: that inner
-    call must not need the key (nor count against the concurrency limit)."""
+    """A key, and the APIs calling the ImageModel service (batching=bentoml): those inner calls
+    must not need the key."""
     return make_server(CLASSIFIER_API_KEY=KEY, CLASSIFIER_BATCHING="bentoml")
 
 

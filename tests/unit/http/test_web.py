@@ -22,6 +22,7 @@ def test_the_page_and_its_files_with_their_types():
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert get("/app.js").headers["content-type"] == "text/javascript; charset=utf-8"
     assert get("/style.css").headers["content-type"] == "text/css; charset=utf-8"
+    assert get("/favicon.svg").headers["content-type"] == "image/svg+xml"
 
 
 def test_an_unchanged_file_is_revalidated_with_its_etag():
