@@ -688,7 +688,7 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
             (
                 f"a burst of {burst['clients']} clients: every refusal within 2 s",
                 f"{burst['refused_after_2s']} of {refused} refusals after 2 s (max "
-                f"{ms(burst['refusal_ms']['max'])} ms)",
+                f"{ms(burst['refusal_ms']['max'])})",
                 burst["refused_after_2s"] == 0,
             )
         )

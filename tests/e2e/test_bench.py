@@ -71,9 +71,15 @@ def test_bench_and_sweep_write_the_report(tmp_path):
         "--output", str(report), **EAGER)  # fmt: skip
     soak = json.loads((tmp_path / "bench" / "soak.json").read_text())
     assert soak["requests"] >= 60 and set(soak["classes"]) == {"2xx as expected", "4xx as expected"}
+    run("bench.profile", "--eager", "--clients", "4", "--seconds", "3", "--warmup", "2",
+        "--label", "brief", "--output", str(tmp_path / "bench" / "profile.json"))  # fmt: skip
+    profile = json.loads((tmp_path / "bench" / "profile.json").read_text())["brief"]
+    assert profile["samples"] > 0 and profile["images_per_s"] > 0
+    assert profile["categories"]["model"]["core_ms_per_image"] > 0
     # and the figures `scripts/container-smoke.sh` records (too slow to run here)
     shutil.copy(ROOT / "bench" / "container.json", tmp_path / "bench" / "container.json")
     run("bench.report", "--output", str(report))
     text = report.read_text()
     assert "## Overload" in text and "## Soak" in text and "## Container image" in text
+    assert "### Profile of the worker under load" in text and "| brief |" in text
     assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000
