@@ -150,7 +150,7 @@ class ImageClassifier:
         """Classify several uploaded images; an unreadable one gets its own `error` entry."""
         timing = Timing(ctx.response.headers)
 
-        async def answer(image: bytes) -> BatchItem:
+        async def answer(image: bytes) -> Classified | Unclassified:
             try:
                 return await self._answer(lambda: image, top_k, timing)
             except InvalidImage as error:
@@ -182,7 +182,7 @@ class ImageClassifier:
         size = self.card.preprocessing.crop_size
         expected = size * size * 3
 
-        async def answer(image: PreparedImage) -> BatchItem:
+        async def answer(image: PreparedImage) -> Classified | Unclassified:
             if len(image.pixels) != expected:
                 return Unclassified(error=f"pixels must be {size}x{size}x3 = {expected} bytes")
             pixels = np.frombuffer(image.pixels, np.uint8).reshape(size, size, 3)
@@ -201,7 +201,7 @@ class ImageClassifier:
     def _top_k(self, k: int | None) -> int:
         return checked_top_k(k, self.card.num_classes, settings.default_top_k)
 
-    async def _answer(self, read, k: int, timing: Timing) -> BatchItem:
+    async def _answer(self, read, k: int, timing: Timing) -> Classified:
         """Bytes from `read()` to an answer: prepared in the decode pool, then batched."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -220,7 +220,7 @@ class ImageClassifier:
             data, max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
         )
 
-    async def _classify(self, pixels: np.ndarray, k: int, phases: dict) -> BatchItem:
+    async def _classify(self, pixels: np.ndarray, k: int, phases: dict) -> Classified:
         """One image's pixels through the model, batched with whatever else is waiting."""
         if not MODEL_SERVICE:
             return await self.batched.answer(pixels, k, phases)

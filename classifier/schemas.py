@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from .preprocess import Preprocessing
 
@@ -40,8 +40,8 @@ class Unclassified(BaseModel):
     error: str = Field(examples=["the image is empty (0 bytes)"])
 
 
-# One image's answer in a batch: exactly one of `predictions` and `error`.
-BatchItem = Classified | Unclassified
+class BatchItem(RootModel[Classified | Unclassified]):
+    """One image's answer in a batch: exactly one of `predictions` and `error`."""
 
 
 class BatchResponse(BaseModel):

@@ -15,7 +15,7 @@ import numpy as np
 from .artifact import ModelCard, ModelIntegrityError, load_model
 from .batching import Batcher
 from .inference import Predictor, top_k
-from .schemas import BatchItem, Classified, ModelInfo
+from .schemas import Classified, ModelInfo
 from .settings import Settings, get_settings
 
 BATCH_SIZE = bentoml.metrics.Histogram(
@@ -94,7 +94,7 @@ class ServedModel:
             BATCH_SIZE.observe(len(pixels))
         return probabilities
 
-    def answer(self, batch: list[tuple[np.ndarray, int]]) -> list[BatchItem]:
+    def answer(self, batch: list[tuple[np.ndarray, int]]) -> list[Classified]:
         """(pixels, top_k) pairs through the model at once: one answer each, in order."""
         if not batch:
             return []
@@ -153,7 +153,7 @@ class BatchedModel:
             name="model",
         )
 
-    async def answer(self, pixels: np.ndarray, k: int, phases: dict[str, float]) -> BatchItem:
+    async def answer(self, pixels: np.ndarray, k: int, phases: dict[str, float]) -> Classified:
         """One image's top `k`, batched with whatever else is queued; its wait and model time
         go in `phases`."""
         return await self.batcher.submit((pixels, k), phases)

@@ -72,9 +72,15 @@ class TestHealth:
         assert re.search(r'"examples?"', text)
 
     def test_openapi_says_a_batch_item_has_exactly_one_of_predictions_and_error(self, http):
-        schemas = http.get("/docs.json").json()["components"]["schemas"]
-        items = schemas["BatchResponseIODescriptor"]["properties"]["results"]["items"]
-        one_of = [ref["$ref"].rsplit("/", 1)[1] for ref in items["anyOf"]]
+        spec = http.get("/docs.json").json()
+        schemas = spec["components"]["schemas"]
+        classify = spec["paths"]["/classify"]["post"]["responses"]["200"]["content"]
+        for items in (
+            schemas["BatchResponseIODescriptor"]["properties"]["results"]["items"],
+            classify["application/json"]["schema"]["items"],
+        ):
+            assert items == {"$ref": "#/components/schemas/BatchItem"}
+        one_of = [ref["$ref"].rsplit("/", 1)[1] for ref in schemas["BatchItem"]["anyOf"]]
         assert {name: schemas[name]["required"] for name in one_of} == {
             "Classified": ["predictions"],
             "Unclassified": ["error"],
