@@ -1,4 +1,4 @@
-"""Transfer learning on an ImageFolder tree: a new head, labels from folder names, a progress bar.
+"""Transfer learning on an ImageFolder tree: a new head, labels from folder names, progress.
 
 >>> model, card = finetune(FinetuneConfig(data=Path("photos/")))
 >>> save_model(model, card)
@@ -18,13 +18,13 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets
 from torchvision.models import ResNet50_Weights
 from torchvision.transforms import v2
-from tqdm import tqdm
 
 from classifier.artifact import ModelCard, WeightsSource, build_model
 from classifier.inference import cpu_supports_bf16
 from classifier.preprocess import Preprocessing
 
 from .imagenet import load_torchvision_weights
+from .progress import progress
 
 
 class FinetuneConfig(BaseModel):
@@ -88,24 +88,22 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
     model = model.to(memory_format=torch.channels_last)
 
     losses: list[float] = []
-    progress = tqdm(total=total_steps, desc="training", unit="step", mininterval=2)
-    while len(losses) < total_steps:
-        model.train()
-        if config.freeze_backbone:
-            _freeze_batch_norm(model)
-        for images, targets in train_loader:
-            with torch.autocast(**autocast):
-                loss = nn.functional.cross_entropy(model(images), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            progress.update()
-            progress.set_postfix(loss=f"{losses[-1]:.3f}")
-            if len(losses) >= total_steps:
-                break
-    progress.close()
+    with progress(total_steps, "training") as bar:
+        while len(losses) < total_steps:
+            model.train()
+            if config.freeze_backbone:
+                _freeze_batch_norm(model)
+            for images, targets in train_loader:
+                with torch.autocast(**autocast):
+                    loss = nn.functional.cross_entropy(model(images), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(loss.item())
+                bar.update(loss=f"{losses[-1]:.3f}")
+                if len(losses) >= total_steps:
+                    break
 
     accuracy = evaluate(model, validation_loader)
     card = ModelCard(

@@ -1,0 +1,33 @@
+"""Training progress: a bar on a terminal, a dozen plain lines in a log."""
+
+from __future__ import annotations
+
+import io
+
+from train.progress import progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run(file, steps: int = 500) -> str:
+    with progress(steps, "training", file=file) as bar:
+        for step in range(steps):
+            bar.update(loss=f"{1 / (step + 1):.3f}")
+    return file.getvalue()
+
+
+def test_a_log_gets_one_plain_line_per_tenth():
+    log = run(io.StringIO())
+    lines = log.splitlines()
+    assert "\r" not in log
+    assert len(lines) == 10
+    assert lines[0].startswith("training: 50/500 (10%), loss 0.020, ")
+    assert lines[-1].startswith("training: 500/500 (100%), loss 0.002, ")
+
+
+def test_a_terminal_gets_the_bar():
+    shown = run(Terminal())
+    assert "\r" in shown and "500/500" in shown and "loss=0.002" in shown
