@@ -12,8 +12,10 @@ LIMIT = 4
 def test_excess_is_refused_fast_the_rest_answered_right_then_it_recovers(make_server):
     server = make_server(CLASSIFIER_MAX_CONCURRENCY=str(LIMIT))
     requests = photo_requests(server.url, [images.jpeg(seed, (200, 150)) for seed in range(6)])
+    # 14 s after the spike, for two good windows in a row: on a shared 2-core machine the
+    # latency at 2 clients varies by a third from one run to the next
     result = measure_spike(
-        server.url, requests, steady=2, spike=5 * LIMIT, before=4, during=8, after=10, window=2
+        server.url, requests, steady=2, spike=5 * LIMIT, before=4, during=8, after=14, window=2
     )
     print({key: value for key, value in result.items() if key != "windows"})
     assert result["other_statuses"] == {}, "only 200 and 503: no timeouts, no errors"
