@@ -7,7 +7,7 @@ import asyncio
 
 from .errors import send_error
 
-RETRY_AFTER_S = 1
+RETRY_AFTER = (b"retry-after", b"1")  # seconds
 CLOSE = (b"connection", b"close")
 
 
@@ -68,9 +68,7 @@ class Admission:
             return await self._busy(send)  # at once, before its body arrives
         if self.receiving >= self.max_receiving:
             busy = f"the service is receiving its limit of {self.max_receiving} uploads"
-            return await send_error(
-                send, 503, f"{busy}; retry shortly", [self._retry_after(), CLOSE]
-            )
+            return await send_error(send, 503, f"{busy}; retry shortly", [RETRY_AFTER, CLOSE])
         self.receiving += 1
         try:
             body = await self._receive_body(receive)
@@ -89,7 +87,7 @@ class Admission:
         # far more cheaply than reading it here, and the client reads its 503 after sending,
         # where closing with unread data would have the kernel reset the connection instead.
         busy = f"the service is handling its limit of {self.max_concurrency} requests"
-        await send_error(send, 503, f"{busy}; retry shortly", [self._retry_after()])
+        await send_error(send, 503, f"{busy}; retry shortly", [RETRY_AFTER])
 
     async def _receive_body(self, receive) -> bytes | None:
         """The whole body, or None if the client left; raises Refused when it is too large or
@@ -150,7 +148,3 @@ class Admission:
 
     def _too_large(self) -> str:
         return f"the request body is larger than the limit of {self.max_body_bytes} bytes"
-
-    @staticmethod
-    def _retry_after() -> tuple[bytes, bytes]:
-        return (b"retry-after", str(RETRY_AFTER_S).encode())

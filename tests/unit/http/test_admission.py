@@ -60,7 +60,10 @@ def test_the_next_request_finds_the_slot_of_an_answered_one_free():
     assert asyncio.run(scenario()) == (200, 0)
 
 
-def test_a_request_still_being_worked_on_holds_its_slot():
+def refused_while_one_is_worked_on(content) -> tuple[httpx.Response, int, int]:
+    """With one working place, held by a request the app has not answered yet: the answer to
+    another request with `content`, the first one's status, and the places taken afterwards."""
+
     async def scenario():
         started, finish = asyncio.Event(), asyncio.Event()
 
@@ -73,11 +76,15 @@ def test_a_request_still_being_worked_on_holds_its_slot():
         async with client(limit) as http:
             first = asyncio.create_task(http.post("/predict", content=b"x"))
             await started.wait()
-            refused = await http.post("/predict", content=b"x")
+            refused = await http.post("/predict", content=content)
             finish.set()
             return refused, (await first).status_code, limit.working
 
-    refused, first, working = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_request_still_being_worked_on_holds_its_slot():
+    refused, first, working = refused_while_one_is_worked_on(b"x")
     assert (refused.status_code, first, working) == (503, 200, 0)
     assert refused.headers["retry-after"] == "1"
     assert refused.json() == {
@@ -93,24 +100,7 @@ def test_when_every_slot_is_taken_a_request_is_refused_before_its_body_is_read()
             sent.append(chunk)
             yield chunk
 
-    async def scenario():
-        started, finish = asyncio.Event(), asyncio.Event()
-
-        async def slow(scope, receive, send):
-            started.set()
-            await finish.wait()
-            await echo(scope, receive, send)
-
-        limit = admission(slow)
-        async with client(limit) as http:
-            first = asyncio.create_task(http.post("/predict", content=b"x"))
-            await started.wait()
-            refused = await http.post("/predict", content=body())
-            finish.set()
-            await first
-        return refused
-
-    refused = asyncio.run(scenario())
+    refused, _, _ = refused_while_one_is_worked_on(body())
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert "connection" not in refused.headers, "kept: uvicorn drops the rest of the body"
     assert sent == []
