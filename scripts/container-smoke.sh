@@ -34,7 +34,7 @@ runtime = "runc"
 CONF
 fi
 
-source scripts/setup.sh
+source scripts/setup.sh requirements-dev.txt
 BASE=localhost/image-classifier-base:bookworm
 if ! podman image exists "$BASE"; then
   started=$(seconds)

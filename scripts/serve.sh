@@ -4,7 +4,7 @@
 #   WEIGHTS_FILE=resnet50-11ad3fa6.pth bash scripts/serve.sh    # air-gapped ImageNet weights
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+source scripts/setup.sh requirements.txt
 
 if bentoml models get "${CLASSIFIER_MODEL_TAG:-resnet50:latest}" >/dev/null 2>&1; then
   echo "==> serving the model already in the store (python -m train ... replaces it)"

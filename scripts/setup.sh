@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Create .venv and install requirements-dev.txt (the service's requirements.txt, plus tests and
-# benchmarks) into it; quick when nothing changed.
-# Sourced by serve.sh and test.sh; leaves the venv activated.
+# Create .venv and install a requirements file into it, quick when it is already installed:
+#   source scripts/setup.sh requirements.txt         serving and training
+#   source scripts/setup.sh requirements-dev.txt     and the tests' and benchmarks' packages
+# Sourced by serve.sh (the first) and test.sh (the second); leaves the venv activated.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+requirements=$1  # sourced: name it, or the caller's own arguments would be taken
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing requirements-dev.txt (torch is large: a minute or more the first time)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-  echo "$wanted" > "$stamp"
+# one stamp per file: requirements-dev.txt includes requirements.txt, so installing it leaves both
+# stamps, and serve.sh after test.sh installs nothing
+stamp() { echo ".venv/.installed-${1%.txt}.sha256"; }
+wanted() { cat requirements.txt "$1" | sha256sum | cut -d' ' -f1; }
+if [ "$(cat "$(stamp "$requirements")" 2>/dev/null)" != "$(wanted "$requirements")" ]; then
+  echo "==> installing $requirements (torch is large: a minute or more the first time)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  wanted "$requirements" > "$(stamp "$requirements")"
+  if [ "$requirements" = requirements-dev.txt ]; then wanted requirements.txt > "$(stamp requirements.txt)"; fi
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set up .venv and run every test: bash scripts/test.sh [pytest options]
+# Set up .venv with the development packages (requirements-dev.txt) and run every test:
+#   bash scripts/test.sh [pytest options]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+source scripts/setup.sh requirements-dev.txt
 # the web page's tests drive Debian's Chromium (Playwright's own browser download is not used)
 if ! command -v chromium > /dev/null; then
   echo "==> installing chromium (for tests/e2e/test_ui.py)"
