@@ -2,13 +2,21 @@
 # A Python 3.11 base image made from Debian's own packages, for building the service's image
 # where no container registry can be reached:
 #   bash scripts/base-image.sh                       -> localhost/image-classifier-base:bookworm
+#   bash scripts/base-image.sh --label               the label such an image would have
 #   EXTRA_CA_CERTS=/usr/local/share/ca-certificates bash scripts/base-image.sh
-# EXTRA_CA_CERTS: a folder of *.crt the image should trust too (a TLS-intercepting proxy).
+# EXTRA_CA_CERTS: a folder of *.crt the image, and so the service's image, should trust for good
+# (a TLS-intercepting proxy's CA, say). Building behind such a proxy does not need it:
+# scripts/containerize.sh lends the build this machine's CAs. The image's label
+# image-classifier.extra-ca-certs says which it trusts (extra_ca_certs_label below).
 # python3-dev: Python's headers, which the compiled model's C++ kernels include (as in the
 # python:3.11-slim image BentoML uses by default).
 set -euo pipefail
 
 IMAGE=${IMAGE:-localhost/image-classifier-base:bookworm}
+# "none", or the digest of the extra certificates: scripts/container-smoke.sh rebuilds the base
+# image when it trusts other CAs than asked
+extra_ca_certs_label() { if [ -n "${EXTRA_CA_CERTS:-}" ]; then cat "$EXTRA_CA_CERTS"/*.crt | sha256sum | cut -c1-16; else echo none; fi; }
+if [ "${1:-}" = --label ]; then extra_ca_certs_label; exit; fi
 SUITE=bookworm # Debian 12: Python 3.11, which BentoML's Dockerfile asks uv for
 
 # the mirror apt already uses on this machine
@@ -40,5 +48,6 @@ tar -C "$rootfs" -c . | podman import \
   --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["python3"]' \
+  --change "LABEL image-classifier.extra-ca-certs=$(extra_ca_certs_label)" \
   - "$IMAGE" > /dev/null
 podman image ls "$IMAGE"
