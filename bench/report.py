@@ -51,7 +51,15 @@ def two_panels(path: Path, title: str, xlabel: str):
 def rerender(report: Path = REPORT) -> None:
     """`report` and its plot from the latest results.json, precision.json and sweep.json."""
     results = json.loads(data_file(report, "results.json").read_text())
-    for part in ("precision", "sweep", "overload", "soak", "container", "profile"):
+    for part in (
+        "precision",
+        "sweep",
+        "overload",
+        "soak",
+        "container",
+        "rolling_update",
+        "profile",
+    ):
         if (path := data_file(report, f"{part}.json")).exists():
             results[part] = json.loads(path.read_text())
     plot = data_file(report, "throughput.png")
@@ -122,6 +130,7 @@ def render(results: dict, plot: Path) -> str:
         *overload_section(results.get("overload")),
         *soak_section(results.get("soak")),
         *container_section(results.get("container")),
+        *rolling_update_section(results.get("rolling_update")),
     ]
     return "\n".join(lines)
 
@@ -322,9 +331,66 @@ def container_section(result: dict | None) -> list[str]:
         f"{result['ready_s']:.1f} s | {seconds(result.get('warm_ready_s'))} | "
         f"{result['stop_s']:.1f} s |",
     ]
+    if "kube_play" in result:
+        kube = result["kube_play"]
+        lines += [
+            "",
+            "Built behind this machine's TLS-intercepting proxy with no settings: the build "
+            "borrowed the machine's CA bundle (`scripts/containerize.sh`), and the image's own "
+            "trust store holds none of the machine's extra CAs (`classifier.testing.trust_store`)."
+            f" `podman kube play` of `deploy/kubernetes` (`classifier.testing.kube_play`): ready "
+            f"through the manifest's probe paths in {kube['ready_s']:.1f} s (empty compile cache),"
+            " user 1034, 200 with the Secret's key and 401 without, exit code 0 "
+            f"{kube['stop_s']:.1f} s after the stop (grace period 45 s).",
+        ]
     if "contents" in result:
         lines += image_contents_lines(result)
     return lines
+
+
+def rolling_update_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    rows = [
+        f"| {name} | {phase['answers']} | {ms(phase['p50_ms'])} | {ms(phase['p99_ms'])} |"
+        for name, phase in (
+            ("before", result["before"]),
+            ("during the update", result["during"]),
+            ("after", result["after"]),
+        )
+    ]
+    steps = [
+        f"| {step['replica']} | {step['new_ready_s']:.1f} s | {step['old_stop_s']:.1f} s "
+        f"| {step['old_exit_code']} | {step['old_down_in_haproxy_s']:.1f} s |"
+        for step in result["steps"]
+    ]
+    return [
+        "",
+        "## Rolling update",
+        "",
+        f"`bash scripts/rolling-update.sh` ({result['machine']['date']}): {result['replicas']} "
+        "replicas of the container image behind HAProxy (Debian's, health checks on `/readyz` "
+        f"every second), {result['clients']} clients classifying a photo without a pause; each "
+        "replica in turn is replaced by one of an image with a newer model, started first and "
+        "stopped with SIGTERM once the new one is up (no preStop pause, no draining).",
+        "",
+        f"- **{result['failed']} failed** of {result['requests']} requests "
+        f"({errors_text(result['statuses'])}); HAProxy sent {result['haproxy']['redispatches']} "
+        "refused connections to another replica.",
+        f"- Answers by model: {result['models']}; the first from the new model at "
+        f"{result['first_new_answer_s']:.1f} s, the last from the old at "
+        f"{result['last_old_answer_s']:.1f} s, {result['old_answers_after_last_stop']} from the "
+        "old model once the last old replica had stopped.",
+        "",
+        "| period | answers | p50 | p99 |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        "| replica | new one up in HAProxy after | old one's SIGTERM to exit | exit code "
+        "| old one down in HAProxy after its exit |",
+        "|---:|---:|---:|---:|---:|",
+        *steps,
+    ]
 
 
 def image_contents_lines(result: dict) -> list[str]:
@@ -360,8 +426,9 @@ def image_contents_lines(result: dict) -> list[str]:
         f"`scripts/image-cleanup.sh` (bentofile.yaml's `docker.setup_script`) removed "
         f"{result['cleanup_removed_mb']:,} MB during the build: uv's package cache (BentoML "
         "keeps it out of the image only with Docker's BuildKit), triton (torch.compile's GPU "
-        "compiler, which the service never uses), torch's C++ headers, and the compiler, git and "
-        "gnupg BentoML's Debian setup installs, with apt's caches.",
+        "compiler, which the service never uses), and the git and gnupg BentoML's Debian setup "
+        "installs, with apt's caches. It keeps the C++ compiler and the headers that compiling "
+        "the model at start needs.",
         "",
         "### Variants",
         "",
