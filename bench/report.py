@@ -348,9 +348,10 @@ def container_section(result: dict | None) -> list[str]:
     return lines
 
 
-def rolling_update_section(result: dict | None) -> list[str]:
-    if not result:
+def rolling_update_section(record: dict | None) -> list[str]:
+    if not record:
         return []
+    result, unwarned = record["warned"], record["no_warning"]
     rows = [
         f"| {name} | {phase['answers']} | {ms(phase['p50_ms'])} | {ms(phase['p99_ms'])} |"
         for name, phase in (
@@ -361,35 +362,47 @@ def rolling_update_section(result: dict | None) -> list[str]:
     ]
     steps = [
         f"| {step['replica']} | {step['new_ready_s']:.1f} s | {step['old_stop_s']:.1f} s "
-        f"| {step['old_exit_code']} | {step['old_down_in_haproxy_s']:.1f} s |"
+        f"| {step['old_exit_code']} |"
         for step in result["steps"]
     ]
     return [
         "",
         "## Rolling update",
         "",
-        f"`bash scripts/rolling-update.sh` ({result['machine']['date']}): {result['replicas']} "
+        f"`bash scripts/rolling-update.sh` ({record['machine']['date']}): {result['replicas']} "
         "replicas of the container image behind HAProxy (Debian's, health checks on `/readyz` "
-        f"every second), {result['clients']} clients classifying a photo without a pause; each "
-        "replica in turn is replaced by one of an image with a newer model, started first and "
-        "stopped with SIGTERM once the new one is up (no preStop pause, no draining).",
+        f"every second), {result['clients']} clients classifying a photo without a pause. Each "
+        "replica in turn is replaced by one of an image with a newer model, as "
+        "`deploy/kubernetes` has a cluster do it: the new one starts and becomes ready, then the "
+        "old one leaves the load balancer (drained), pauses 5 s (the preStop pause) and gets "
+        "SIGTERM.",
         "",
         f"- **{result['failed']} failed** of {result['requests']} requests "
-        f"({errors_text(result['statuses'])}); HAProxy sent {result['haproxy']['redispatches']} "
-        "refused connections to another replica.",
-        f"- Answers by model: {result['models']}; the first from the new model at "
-        f"{result['first_new_answer_s']:.1f} s, the last from the old at "
-        f"{result['last_old_answer_s']:.1f} s, {result['old_answers_after_last_stop']} from the "
-        "old model once the last old replica had stopped.",
+        f"({errors_text(result['statuses'])}).",
+        f"- {result['models'][result['old_model']]:,} answers from the old model "
+        f"(`{result['old_model']}`) and {result['models'][result['new_model']]:,} from the new "
+        f"(`{result['new_model']}`). The first from the new model came at "
+        f"{result['first_new_answer_s']:.1f} s and the last from the old at "
+        f"{result['last_old_answer_s']:.1f} s; {result['old_answers_after_last_stop']} came from "
+        "the old model once the last old replica had stopped.",
         "",
         "| period | answers | p50 | p99 |",
         "|---|---:|---:|---:|",
         *rows,
         "",
-        "| replica | new one up in HAProxy after | old one's SIGTERM to exit | exit code "
-        "| old one down in HAProxy after its exit |",
-        "|---:|---:|---:|---:|---:|",
+        "| replica | new one up in HAProxy after start | old one's SIGTERM to exit | exit code |",
+        "|---:|---:|---:|---:|",
         *steps,
+        "",
+        f"The same with no warning before SIGTERM (no drain, no pause: `--no-warning`): "
+        f"**{unwarned['failed']} failed** of {unwarned['requests']} "
+        f"({errors_text({k: v for k, v in unwarned['statuses'].items() if k != '200'})}). "
+        "The stopping service refuses new connections, and HAProxy sent "
+        f"{unwarned['haproxy']['redispatches']} refused connections to the other replica. The "
+        "failed ones were cut off as a replica stopped: the client's connection to HAProxy closed "
+        "with no answer. Most likely HAProxy had just sent them on a keep-alive connection the "
+        "replica was closing, and a proxy cannot know whether such a request was handled, so it "
+        "does not retry it. The drain and the pause close that window.",
     ]
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the service's OCI image and prove it works, with no Docker engine and no registry:
-#   bash scripts/container-smoke.sh          (as root; about 8 minutes, more the first time)
+#   bash scripts/container-smoke.sh          (as root; about 6 minutes, more the first time)
 # Installs podman, buildah, runc and debootstrap from Debian if missing; makes the local base image
 # (scripts/base-image.sh); `bentoml build`s a Bento pointed at it, with a small random-weights model
 # in a private store (CLASSIFIER_MODEL_TAG and BENTOML_HOME: use yours instead); `bentoml
