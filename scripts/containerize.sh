@@ -22,5 +22,5 @@ cp "$bundle" "$lent/ca-certificates.crt"
 chmod -R a+rX "$lent"
 # /etc/ssl/certs/ca-certificates.crt: where Debian's (and so python:3.11-slim's) OpenSSL, pip and
 # uv (SSL_CERT_FILE, set by the base image) look
-exec bentoml containerize "$bento" --backend buildah -t "$image" \
+bentoml containerize "$bento" --backend buildah -t "$image" \
   --opt volume="$lent:/etc/ssl/certs:O" "$@"
