@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A rolling model update with no failed request, measured (BENCHMARKS.md "Rolling update"):
-#   bash scripts/rolling-update.sh          (as root, after scripts/container-smoke.sh; about 9 minutes)
+#   bash scripts/rolling-update.sh          (as root, after scripts/container-smoke.sh; about 8 minutes)
 # Makes a newer model and an image serving it (the smoke test's image with that model's Bento in
 # place of its own), then runs classifier/testing/rolling_update.py: two replicas of the old image
 # behind HAProxy (from Debian, installed if missing) with health checks on /readyz, a steady stream
