@@ -18,6 +18,7 @@ import asyncio
 import collections
 import csv
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -43,9 +44,13 @@ COMPILE_CACHE = "/compile-cache"
 HAPROXY = """\
 global
     stats socket {socket} mode 600 level admin
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    # status, termination state (why a request ended: see HAProxy's manual), server
+    log-format "%ST %tsc %b/%s"
     timeout connect 2s
     timeout client 60s
     timeout server 60s
@@ -109,14 +114,15 @@ class LoadBalancer:
         servers = "\n".join(f"    server s{i} 127.0.0.1:{port}" for i, port in enumerate(ports))
         config = work / "haproxy.cfg"
         config.write_text(HAPROXY.format(socket=self.socket, port=self.port, servers=servers))
-        self.process = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.log = work / "haproxy.log"
+        with self.log.open("w") as log:
+            command = ["haproxy", "-db", "-f", str(config)]
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(100):
             if self.socket.exists():
                 return
             time.sleep(0.05)
-        sys.exit(f"haproxy did not start: {self.process.stderr.read().decode()}")
+        sys.exit(f"haproxy did not start: {self.log.read_text()}")
 
     @property
     def url(self) -> str:
@@ -141,6 +147,12 @@ class LoadBalancer:
                 sys.exit(f"{server} not {status} in HAProxy after {READY_TIMEOUT_S} s")
             time.sleep(0.2)
         return time.monotonic() - started
+
+    def unanswered(self) -> dict[str, int]:
+        """Requests HAProxy did not answer 200, by status, termination state and server."""
+        lines = self.log.read_text().splitlines()
+        logged = [line for line in lines if re.fullmatch(r"-?\d+ \S{4} \S+/\S+", line)]
+        return dict(collections.Counter(line for line in logged if not line.startswith("200 ")))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -264,6 +276,7 @@ async def run(old_image: str, new_image: str, photo: bytes, work: Path, warn: bo
         result["haproxy"] = {
             "retries": int(backend["wretr"]),
             "redispatches": int(backend["wredis"]),
+            "unanswered": balancer.unanswered(),
         }
         return result
     finally:
