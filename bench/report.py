@@ -377,7 +377,7 @@ def rolling_update_section(record: dict | None) -> list[str]:
         "old one leaves the load balancer (drained), pauses 5 s (the preStop pause) and gets "
         "SIGTERM.",
         "",
-        f"- **{result['failed']} failed** of {result['requests']} requests "
+        f"- **{result['failed']} failed** of {result['requests']:,} requests "
         f"({errors_text(result['statuses'])}).",
         f"- {result['models'][result['old_model']]:,} answers from the old model "
         f"(`{result['old_model']}`) and {result['models'][result['new_model']]:,} from the new "
@@ -395,14 +395,20 @@ def rolling_update_section(record: dict | None) -> list[str]:
         *steps,
         "",
         f"The same with no warning before SIGTERM (no drain, no pause: `--no-warning`): "
-        f"**{unwarned['failed']} failed** of {unwarned['requests']} "
+        f"**{unwarned['failed']} failed** of {unwarned['requests']:,} "
         f"({errors_text({k: v for k, v in unwarned['statuses'].items() if k != '200'})}). "
         "The stopping service refuses new connections, and HAProxy sent "
-        f"{unwarned['haproxy']['redispatches']} refused connections to the other replica. The "
-        "failed ones were cut off as a replica stopped: the client's connection to HAProxy closed "
-        "with no answer. Most likely HAProxy had just sent them on a keep-alive connection the "
-        "replica was closing, and a proxy cannot know whether such a request was handled, so it "
-        "does not retry it. The drain and the pause close that window.",
+        f"{unwarned['haproxy']['redispatches']} refused connections to the other replica. "
+        + (
+            "HAProxy's log has every request it received answered 200: the failed ones never "
+            "reached it. Each was sent on a keep-alive connection to HAProxy that closed at that "
+            "moment (httpx: 'Server disconnected without sending a response'). A client cannot "
+            "know whether such a request was handled, and a POST is not retried. "
+            if not unwarned["haproxy"].get("unanswered")
+            else f"HAProxy's log of those it did not answer 200: "
+            f"{errors_text(unwarned['haproxy']['unanswered'])}. "
+        )
+        + "The drain and the pause close that window.",
     ]
 
 
