@@ -1,6 +1,6 @@
 """Run deploy/kubernetes with `podman kube play` and check the pod as a cluster would see it: ready
 through the manifest's own probe paths, its non-root user, the API key from the Secret, and a
-clean stop within the grace period on `podman kube down`.
+clean stop within the grace period when the pod is stopped and taken down.
 
     python -m classifier.testing.kube_play localhost/image-classifier:smoke --photo photo.jpg
 
