@@ -4,12 +4,13 @@
 # Behind a TLS-intercepting proxy (a corporate network), the build's downloads (`pip install uv`,
 # the Python packages) fail with CERTIFICATE_VERIFY_FAILED unless the build trusts the proxy's CA,
 # as this machine does. This lends the build this machine's CA bundle: an overlay mount over
-# /etc/ssl/certs for each build step, whose changes are thrown away (so apt can still update the
-# bundle), and which never becomes part of the image: the image keeps its own trust store.
+# /etc/ssl/certs for each build step: apt may write to it (its writes succeed, then are thrown
+# away), and it never becomes part of the image, which keeps its own trust store.
 # To make the image itself trust extra CAs, build its base with them (EXTRA_CA_CERTS in
 # scripts/base-image.sh). Other `bentoml containerize` options go after IMAGE.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[ $# -ge 2 ] || { echo "usage: bash scripts/containerize.sh BENTO IMAGE [bentoml containerize options]" >&2; exit 2; }
 bento=$1 image=$2
 shift 2
 

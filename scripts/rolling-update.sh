@@ -18,6 +18,7 @@ NEW=localhost/image-classifier:rolling-new
 podman image exists "$OLD" || { echo "no $OLD: run scripts/container-smoke.sh first" >&2; exit 1; }
 if ! command -v haproxy > /dev/null; then
   say "installing haproxy"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q > /dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy > /dev/null
 fi
 source scripts/setup.sh requirements-dev.txt

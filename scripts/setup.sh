@@ -2,7 +2,8 @@
 # Create .venv and install a requirements file into it, quick when it is already installed:
 #   source scripts/setup.sh requirements.txt         serving and training
 #   source scripts/setup.sh requirements-dev.txt     and the tests' and benchmarks' packages
-# Sourced by serve.sh (the first) and test.sh (the second); leaves the venv activated.
+# Sourced by serve.sh (the first), test.sh and the container scripts (the second); leaves the venv
+# activated.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

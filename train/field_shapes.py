@@ -1,4 +1,4 @@
-"""Shapes drawn a second, independent way, to measure how the demo model generalises (issue 15).
+"""Shapes drawn a second, independent way, to measure how well the demo model generalises.
 
 It shares no code with the training renderer (train/shapes.py, PIL polygons at twice the size):
 each shape is a signed distance field computed with numpy on a large canvas, shaded with its own
@@ -23,7 +23,8 @@ CANVAS = 256  # drawn this large, then scaled down to `size`
 
 
 def polygon(label: str, rng: np.random.Generator) -> np.ndarray:
-    """The corners of a polygonal shape around (0, 0), its far points at distance 1."""
+    """The corners of a polygonal shape around (0, 0): its tips at distance 1 (a cross's arms end
+    there; their corners are a little further out)."""
     if label == "cross":
         w = rng.uniform(0.25, 0.42)  # half the width of an arm
         quarter = [(w, 1), (w, w), (1, w)]

@@ -1,6 +1,8 @@
-"""Run deploy/kubernetes with `podman kube play` and check the pod as a cluster would see it: ready
-through the manifest's own probe paths, its non-root user, the API key from the Secret, and a
-clean stop within the grace period when the pod is stopped and taken down.
+"""Play deploy/kubernetes with `podman kube play` and check the pod as a cluster would see it.
+
+It must become ready through the manifest's own probe paths, run as its non-root user with the
+environment it sets, take the API key from the Secret, and stop cleanly within the grace period
+when it is stopped and taken down.
 
     python -m classifier.testing.kube_play localhost/image-classifier:smoke --photo photo.jpg
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,7 @@ class Manifest:
     user: int
     grace_s: int
     secret: str
+    environment: dict[str, str]  # as the container should see it
 
     @classmethod
     def read(cls, deployment: dict) -> Manifest:
@@ -84,7 +88,19 @@ class Manifest:
             user=spec["securityContext"]["runAsUser"],
             grace_s=spec["terminationGracePeriodSeconds"],
             secret=next(v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v),
+            environment=environment(container),
         )
+
+
+def environment(container: dict) -> dict[str, str]:
+    """The variables the manifest sets: values as written, resource fields (whole CPUs) as asked."""
+    requests = container["resources"]["requests"]
+    return {
+        variable["name"]: variable["value"]
+        if "value" in variable
+        else str(requests[variable["valueFrom"]["resourceFieldRef"]["resource"].split(".")[1]])
+        for variable in container["env"]
+    }
 
 
 def check(condition: bool, failure: str) -> None:
@@ -98,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photo", type=Path, required=True, help="a JPEG to classify")
     parser.add_argument("--record", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
+    # stopped (Ctrl-C, kill): the pod and the secret are removed on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     deployment = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
     manifest = Manifest.read(deployment)
     port = free_port()
@@ -111,14 +129,16 @@ def main(argv: list[str] | None = None) -> None:
         # an earlier run's: podman keeps a Secret's files in a volume of the same name
         podman("kube", "down", str(played), check=False)
         forget_secret(manifest.secret)
-        podman("secret", "create", manifest.secret, str(secret))
-        started = time.monotonic()
-        podman("kube", "play", str(played))
         try:
+            podman("secret", "create", manifest.secret, str(secret))
+            started = time.monotonic()
+            podman("kube", "play", str(played))
             ready_s = wait_ready(f"http://127.0.0.1:{port}", manifest.probe_paths, started)
             check_serving(f"http://127.0.0.1:{port}", manifest, key, args.photo.read_bytes())
             stop_s, exit_code = stop(played, manifest)
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, subprocess.CalledProcessError):
+                print(error.stderr, file=sys.stderr)
             logs = podman("logs", "--tail", "40", manifest.container, check=False)
             print(logs.stdout, logs.stderr, file=sys.stderr)
             podman("kube", "down", str(played), check=False)
@@ -145,6 +165,11 @@ def check_serving(url: str, manifest: Manifest, key: str, jpeg: bytes) -> None:
     uid = podman("exec", manifest.container, "id", "-u").stdout.strip()
     check(uid == str(manifest.user), f"runs as user {uid}, not the manifest's {manifest.user}")
     print(f"    runs as user {uid}, the manifest's runAsUser")
+    lines = podman("exec", manifest.container, "env").stdout.splitlines()
+    seen = dict(line.split("=", 1) for line in lines if "=" in line)
+    wrong = {k: seen.get(k) for k, v in manifest.environment.items() if seen.get(k) != v}
+    check(not wrong, f"environment differs from the manifest's: {wrong}")
+    print(f"    its environment is the manifest's: {manifest.environment}")
     photo = {"image": ("photo.jpg", jpeg)}
     keyed = httpx.post(f"{url}/predict", files=photo, headers={"Authorization": f"Bearer {key}"})
     check(keyed.status_code == 200, f"with the Secret's key: {keyed.status_code} {keyed.text}")

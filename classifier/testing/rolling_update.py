@@ -1,6 +1,8 @@
-"""A rolling model update with no failed request: replicas of the image behind HAProxy, health
-checked on /readyz, under a steady stream of clients; one at a time, a replica serving a newer
-model starts, becomes ready, and an old one is stopped with SIGTERM (scripts/rolling-update.sh).
+"""A rolling model update under steady traffic, with a verdict on every request it sent.
+
+Replicas of the image run behind HAProxy, health checked on /readyz, while clients classify
+without a pause; one at a time, a replica serving a newer model starts and becomes ready, and an
+old one is stopped with SIGTERM (scripts/rolling-update.sh).
 
     python -m classifier.testing.rolling_update OLD_IMAGE NEW_IMAGE --photo photo.jpg
 
@@ -307,9 +309,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.record:
         args.record.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "steps"}, indent=1))
-    switched = result["first_new_answer_s"] and not result["old_answers_after_last_stop"]
-    if not switched or (result["failed"] and not args.no_warning):
-        sys.exit(f"FAILED: {result['failed']} failed requests, {result['statuses']}")
+    switched = (
+        result["first_new_answer_s"] is not None and not result["old_answers_after_last_stop"]
+    )
+    clean_stops = all(
+        step["old_exit_code"] == 0 and step["old_stop_s"] < GRACE_S for step in result["steps"]
+    )
+    if not switched or not clean_stops or (result["failed"] and not args.no_warning):
+        sys.exit(
+            f"FAILED: {result['failed']} failed requests ({result['statuses']}); the model "
+            f"switched: {switched}; old replicas exited 0 within {GRACE_S} s: {clean_stops}"
+        )
 
 
 if __name__ == "__main__":

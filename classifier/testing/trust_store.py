@@ -1,5 +1,7 @@
-"""Which certificate authorities an image trusts: proof that a build borrowed this machine's CAs
-only while it built (scripts/containerize.sh), unless the image was made to keep them.
+"""Which certificate authorities an image trusts, compared with a folder of certificates.
+
+It shows that a build borrowed this machine's CAs only while it built (scripts/containerize.sh),
+unless the image was made to keep them (EXTRA_CA_CERTS).
 
     python -m classifier.testing.trust_store IMAGE                  # this machine's own CAs: absent
     python -m classifier.testing.trust_store IMAGE --certificates DIR --expect present
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     files = sorted(args.certificates.glob("*.crt"))
     trusted = certificates(image_bundle(args.image))
+    if not files and args.expect == "present":
+        sys.exit(f"no *.crt in {args.certificates}: nothing the image could be asked to trust")
     if not files:
         print(
             f"no *.crt in {args.certificates}: nothing to check ({len(trusted)} CAs in the image)"

@@ -1,5 +1,4 @@
-"""The copy of deploy/kubernetes that the container smoke test plays with podman: still valid
-Kubernetes, and different from the real manifest only where podman needs it."""
+"""The copy of deploy/kubernetes that podman plays: valid, changed only where podman needs it."""
 
 from __future__ import annotations
 
@@ -22,6 +21,9 @@ def test_the_manifest_is_read_as_a_cluster_would_run_it():
     assert (manifest.user, manifest.grace_s) == (1034, 45)
     assert manifest.secret == load("secret.example.yaml")["metadata"]["name"]
     assert manifest.container == "image-classifier-pod-0-image-classifier"
+    # from resourceFieldRef: one thread per whole CPU requested
+    assert manifest.environment["CLASSIFIER_THREADS"] == "2"
+    assert manifest.environment["CLASSIFIER_REQUEST_TIMEOUT_S"] == "30"
 
 
 def test_the_played_copy_differs_only_where_podman_needs_it():

@@ -1,5 +1,4 @@
-"""What scripts/serve.sh installs (requirements.txt) is all that serving and training import: none
-of their modules needs a package that only requirements-dev.txt brings."""
+"""Serving and training import only what scripts/serve.sh installs (requirements.txt)."""
 
 from __future__ import annotations
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import certifi
 
 from classifier.testing.trust_store import certificates, unexpected
 
-BUNDLE = open(certifi.where(), "rb").read()
+BUNDLE = Path(certifi.where()).read_bytes()
 
 
 def test_a_certificate_is_found_whatever_its_line_breaks():
