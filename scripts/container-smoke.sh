@@ -50,12 +50,7 @@ work=$(mktemp -d)
 trap 'podman rm -f --ignore classifier-smoke classifier-offline > /dev/null 2>&1 || true; rm -rf "$work"' EXIT
 if [ -z "${CLASSIFIER_MODEL_TAG:-}" ]; then
   export BENTOML_HOME=$work/bentoml
-  CLASSIFIER_MODEL_TAG=$(python -c "
-import os
-from tests.conftest import random_model  # points BENTOML_HOME at a temporary store: undo that
-os.environ['BENTOML_HOME'] = '$BENTOML_HOME'
-from classifier.artifact import save_model
-print(save_model(*random_model()).tag)" | tail -n 1)
+  CLASSIFIER_MODEL_TAG=$(bash scripts/random-model.sh)
   export CLASSIFIER_MODEL_TAG
 fi
 say "model $CLASSIFIER_MODEL_TAG"

@@ -26,12 +26,7 @@ source scripts/setup.sh requirements-dev.txt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export BENTOML_HOME=$work/bentoml
-CLASSIFIER_MODEL_TAG=$(python -c "
-import os
-from tests.conftest import random_model  # points BENTOML_HOME at a temporary store: undo that
-os.environ['BENTOML_HOME'] = '$BENTOML_HOME'
-from classifier.artifact import save_model
-print(save_model(*random_model(seed=7)).tag)" | tail -n 1)
+CLASSIFIER_MODEL_TAG=$(bash scripts/random-model.sh 7)
 export CLASSIFIER_MODEL_TAG
 bento=$(bentoml build --output tag . | tail -n 1 | sed 's/^__tag__://')
 say "newer model $CLASSIFIER_MODEL_TAG in $bento"

@@ -73,6 +73,7 @@ class Manifest:
     probe_paths: dict[str, str]
     user: int
     grace_s: int
+    prestop_s: int  # the preStop pause before SIGTERM
     secret: str
     environment: dict[str, str]  # as the container should see it
 
@@ -87,9 +88,14 @@ class Manifest:
             probe_paths={probe: container[probe]["httpGet"]["path"] for probe in PROBES},
             user=spec["securityContext"]["runAsUser"],
             grace_s=spec["terminationGracePeriodSeconds"],
+            prestop_s=container["lifecycle"]["preStop"]["sleep"]["seconds"],
             secret=next(v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v),
             environment=environment(container),
         )
+
+
+def deployment() -> dict:
+    return yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
 
 
 def environment(container: dict) -> dict[str, str]:
@@ -116,13 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # stopped (Ctrl-C, kill): the pod and the secret are removed on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
-    deployment = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())
-    manifest = Manifest.read(deployment)
+    written = deployment()
+    manifest = Manifest.read(written)
     port = free_port()
     key = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory() as work:
         played = Path(work, "deployment.yaml")
-        played.write_text(yaml.safe_dump(adapt(deployment, args.image, port)))
+        played.write_text(yaml.safe_dump(adapt(written, args.image, port)))
         secret = Path(work, "secret.yaml")
         example = yaml.safe_load((MANIFESTS / "secret.example.yaml").read_text())
         secret.write_text(yaml.safe_dump(podman_secret(example, key)))

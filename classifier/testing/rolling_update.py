@@ -32,13 +32,12 @@ from pathlib import Path
 
 import httpx
 
+from classifier.testing.kube_play import Manifest, deployment, podman
 from classifier.testing.server import free_port
 from classifier.testing.traffic import Clock, http_client, percentile
 
 REPLICAS = 2
 CLIENTS = 4
-GRACE_S = 45  # deploy/kubernetes: terminationGracePeriodSeconds
-PRESTOP_S = 5  # and its preStop pause
 STEADY_S = 15.0  # of traffic before the update starts and after it ends
 READY_TIMEOUT_S = 600
 COMPILE_CACHE = "/compile-cache"
@@ -82,6 +81,7 @@ class Replica:
     name: str
     image: str
     port: int
+    grace_s: int  # before SIGKILL follows SIGTERM
 
     def start(self, cache: Path) -> None:
         podman(
@@ -94,17 +94,13 @@ class Replica:
     def stop(self) -> tuple[float, int]:
         """SIGTERM, then SIGKILL after the grace period: seconds it took, and the exit code."""
         started = time.monotonic()
-        podman("stop", "--time", str(GRACE_S), self.name)
+        podman("stop", "--time", str(self.grace_s), self.name)
         seconds = time.monotonic() - started
-        code = int(podman("inspect", self.name, "--format", "{{.State.ExitCode}}").strip())
-        return seconds, code
+        code = podman("inspect", self.name, "--format", "{{.State.ExitCode}}").stdout
+        return seconds, int(code)
 
     def remove(self) -> None:
-        subprocess.run(["podman", "rm", "--force", "--ignore", self.name], capture_output=True)
-
-
-def podman(*args: str) -> str:
-    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True).stdout
+        podman("rm", "--force", "--ignore", self.name, check=False)
 
 
 class LoadBalancer:
@@ -195,18 +191,19 @@ def roll(
     balancer: LoadBalancer,
     cache: Path,
     clock: Clock,
-    warn: bool,
+    prestop_s: float | None,
 ) -> list[dict]:
-    """Replace each old replica with a new one, surge first; what happened, and when."""
+    """Replace each old replica with a new one, surge first; what happened, and when. With
+    `prestop_s`, each old one is drained and pauses that long before SIGTERM."""
     steps = []
     for index, (leaving, coming) in enumerate(zip(old, new, strict=True)):
         server, replacement = f"s{index}", f"s{len(old) + index}"
         step = {"replica": index, "new_started_s": clock()}
         coming.start(cache)
         step["new_ready_s"] = balancer.wait_until(replacement, "UP")
-        if warn:
+        if prestop_s is not None:
             balancer.command(f"set server replicas/{server} state drain")
-            time.sleep(PRESTOP_S)
+            time.sleep(prestop_s)
         step["sigterm_s"] = clock()
         step["old_stop_s"], step["old_exit_code"] = leaving.stop()
         step["old_down_in_haproxy_s"] = balancer.wait_until(server, "DOWN")
@@ -252,10 +249,17 @@ def model_tag(url: str) -> str:
     return httpx.get(f"{url}/info", timeout=10).json()["model"]
 
 
-async def run(old_image: str, new_image: str, photo: bytes, work: Path, warn: bool) -> dict:
+async def run(
+    old_image: str, new_image: str, photo: bytes, work: Path, manifest: Manifest, warn: bool
+) -> dict:
     ports = [free_port() for _ in range(2 * REPLICAS)]
-    old = [Replica(f"rolling-old-{i}", old_image, ports[i]) for i in range(REPLICAS)]
-    new = [Replica(f"rolling-new-{i}", new_image, ports[REPLICAS + i]) for i in range(REPLICAS)]
+    old = [
+        Replica(f"rolling-old-{i}", old_image, ports[i], manifest.grace_s) for i in range(REPLICAS)
+    ]
+    new = [
+        Replica(f"rolling-new-{i}", new_image, ports[REPLICAS + i], manifest.grace_s)
+        for i in range(REPLICAS)
+    ]
     cache = work / "compile-cache"  # shared, as a ReadWriteMany volume would be on a cluster
     cache.mkdir()
     cache.chmod(0o777)
@@ -268,7 +272,8 @@ async def run(old_image: str, new_image: str, photo: bytes, work: Path, warn: bo
         clock, done = Clock(), asyncio.Event()
         clients = asyncio.create_task(stream(balancer.url, photo, clock, done))
         await asyncio.sleep(STEADY_S)
-        steps = await asyncio.to_thread(roll, old, new, balancer, cache, clock, warn)
+        prestop_s = manifest.prestop_s if warn else None
+        steps = await asyncio.to_thread(roll, old, new, balancer, cache, clock, prestop_s)
         await asyncio.sleep(STEADY_S)
         done.set()
         answers = await clients
@@ -301,10 +306,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # stopped (Ctrl-C, kill): the containers and HAProxy are removed on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
+    manifest = Manifest.read(deployment())  # its grace period and preStop pause
     with tempfile.TemporaryDirectory() as work:
         photo = args.photo.read_bytes()
         result = asyncio.run(
-            run(args.old_image, args.new_image, photo, Path(work), warn=not args.no_warning)
+            run(args.old_image, args.new_image, photo, Path(work), manifest, not args.no_warning)
         )
     if args.record:
         args.record.write_text(json.dumps(result, indent=1))
@@ -312,13 +318,14 @@ def main(argv: list[str] | None = None) -> None:
     switched = (
         result["first_new_answer_s"] is not None and not result["old_answers_after_last_stop"]
     )
+    grace_s = manifest.grace_s
     clean_stops = all(
-        step["old_exit_code"] == 0 and step["old_stop_s"] < GRACE_S for step in result["steps"]
+        step["old_exit_code"] == 0 and step["old_stop_s"] < grace_s for step in result["steps"]
     )
     if not switched or not clean_stops or (result["failed"] and not args.no_warning):
         sys.exit(
             f"FAILED: {result['failed']} failed requests ({result['statuses']}); the model "
-            f"switched: {switched}; old replicas exited 0 within {GRACE_S} s: {clean_stops}"
+            f"switched: {switched}; old replicas exited 0 within {grace_s} s: {clean_stops}"
         )
 
 

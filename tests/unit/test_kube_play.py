@@ -18,7 +18,7 @@ def test_the_manifest_is_read_as_a_cluster_would_run_it():
         "readinessProbe": "/readyz",
         "livenessProbe": "/livez",
     }
-    assert (manifest.user, manifest.grace_s) == (1034, 45)
+    assert (manifest.user, manifest.grace_s, manifest.prestop_s) == (1034, 45, 5)
     assert manifest.secret == load("secret.example.yaml")["metadata"]["name"]
     assert manifest.container == "image-classifier-pod-0-image-classifier"
     # from resourceFieldRef: one thread per whole CPU requested
