@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,35 +15,67 @@ import httpx
 import psutil
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port free now and outside the ephemeral range.
+
+    A port the kernel handed out as free (bind to 0) comes from the ephemeral range, so any
+    outgoing connection may take it before the server binds it; one of ours failed that way in CI.
+    """
+    ephemeral = ephemeral_ports()
+    while True:
+        port = random.randrange(10000, 65536)
+        if port in ephemeral:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class Server:
     """`command` plus `--host 127.0.0.1 --port <free port>`, logging to `log`."""
 
     def __init__(self, command: list[str], env: dict[str, str], log: Path, cwd: Path) -> None:
+        self.command, self.env, self.log, self.cwd = command, env, log, cwd
+        self.started = time.perf_counter()
+        self._start()
+
+    def _start(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=cwd,
-            env={**os.environ, **env},
-            stdout=log.open("wb"),
+            [*self.command, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so that every worker can be killed
         )
 
     def wait_ready(self, timeout: float = 240, path: str = "/readyz") -> float:
-        """Seconds from start until `path` answers 200."""
+        """Seconds from start until `path` answers 200; on another port if its was taken."""
         deadline = time.monotonic() + timeout
+        restarts = 3
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log.read_text()[-4000:]}")
+                output = self.log.read_text()
+                # another process may still bind the port between our check and the server's
+                if "Address already in use" in output and restarts:
+                    restarts -= 1
+                    self._start()
+                    continue
+                raise RuntimeError(f"server exited:\n{output[-4000:]}")
             try:
                 if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return time.perf_counter() - self.started
