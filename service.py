@@ -154,7 +154,7 @@ class ImageClassifier:
             try:
                 return await self._answer(lambda: image, top_k, timing)
             except InvalidImage as error:
-                return Unclassified(error=error.message)
+                return Unclassified(error=error.message, status=error.status)
 
         try:
             top_k = self._top_k(top_k)
@@ -184,7 +184,9 @@ class ImageClassifier:
 
         async def answer(image: PreparedImage) -> Classified | Unclassified:
             if len(image.pixels) != expected:
-                return Unclassified(error=f"pixels must be {size}x{size}x3 = {expected} bytes")
+                return Unclassified(
+                    error=f"pixels must be {size}x{size}x3 = {expected} bytes", status=422
+                )
             pixels = np.frombuffer(image.pixels, np.uint8).reshape(size, size, 3)
             return await self._classify(pixels, image.top_k, {})
 

@@ -64,7 +64,7 @@ def load_image(
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        if (claimed := _signature(data)) is not None:
+        if (claimed := image_signature(data)) is not None:
             raise InvalidImage(
                 f"the data starts like a {claimed} file, but its header is corrupt or truncated",
                 status=422,
@@ -138,7 +138,7 @@ _SIGNATURES = {
 }
 
 
-def _signature(data: bytes) -> str | None:
+def image_signature(data: bytes) -> str | None:
     """The image format whose magic bytes `data` starts with, if any."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"

@@ -38,6 +38,9 @@ class Unclassified(BaseModel):
     """An image of a batch that could not be classified, and why."""
 
     error: str = Field(examples=["the image is empty (0 bytes)"])
+    status: int = Field(
+        examples=[400], description="The HTTP status this image alone would have been answered."
+    )
 
 
 class BatchItem(RootModel[Classified | Unclassified]):
@@ -52,7 +55,7 @@ class BatchResponse(BaseModel):
                 "model": "resnet50:abc",
                 "results": [
                     {"predictions": PREDICTIONS_EXAMPLE},
-                    {"error": "the image is empty (0 bytes)"},
+                    {"error": "the image is empty (0 bytes)", "status": 400},
                 ],
             }
         }

@@ -16,7 +16,7 @@ fi
 # one stamp per file: requirements-dev.txt includes requirements.txt, so installing it leaves both
 # stamps, and serve.sh after test.sh installs nothing
 stamp() { echo ".venv/.installed-${1%.txt}.sha256"; }
-wanted() { cat requirements.txt "$1" | sha256sum | cut -d' ' -f1; }
+wanted() { cat requirements.txt "$1" $(sed -n "s/^-r //p" "$1") | sha256sum | cut -d' ' -f1; }
 if [ "$(cat "$(stamp "$requirements")" 2>/dev/null)" != "$(wanted "$requirements")" ]; then
   echo "==> installing $requirements (torch is large: a minute or more the first time)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"

@@ -22,9 +22,9 @@ from torchvision.transforms import v2
 from classifier.artifact import ModelCard, WeightsSource, build_model
 from classifier.inference import cpu_supports_bf16
 from classifier.preprocess import Preprocessing
+from classifier.progress import progress
 
 from .imagenet import load_torchvision_weights
-from .progress import progress
 
 
 class FinetuneConfig(BaseModel):

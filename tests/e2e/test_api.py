@@ -206,7 +206,9 @@ class TestPredictBatch:
             assert set(results[i]) == {"predictions"}, "exactly one of predictions and error"
             assert_predictions(results[i], k=3)
         for i in (1, 3):
-            assert set(results[i]) == {"error"}
+            assert set(results[i]) == {"error", "status"}
+            alone = predict(http, uploads[i])
+            assert results[i] == {"error": alone.json()["error"], "status": alone.status_code}
         assert "not a supported image" in results[1]["error"]
         assert "empty" in results[3]["error"]
         alone = predict(http, images.png(2), top_k=3).json()["predictions"]

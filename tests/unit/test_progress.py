@@ -1,10 +1,10 @@
-"""Training progress: a bar on a terminal, a dozen plain lines in a log."""
+"""Progress: a bar on a terminal, a dozen plain lines in a log."""
 
 from __future__ import annotations
 
 import io
 
-from train.progress import progress
+from classifier.progress import progress
 
 
 class Terminal(io.StringIO):
@@ -31,3 +31,13 @@ def test_a_log_gets_one_plain_line_per_tenth():
 def test_a_terminal_gets_the_bar():
     shown = run(Terminal())
     assert "\r" in shown and "500/500" in shown and "loss=0.002" in shown
+
+
+def test_a_log_line_says_the_rate_in_its_unit():
+    log = io.StringIO()
+    with progress(40, "classifying", file=log, unit="img") as bar:
+        for _ in range(10):
+            bar.update(4)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[-1].startswith("classifying: 40/40 (100%), ") and " img/s, " in lines[-1]

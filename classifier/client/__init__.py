@@ -1,0 +1,1 @@
+"""A command-line client for the running service: classify files and folders, evaluate a model."""
