@@ -87,7 +87,7 @@ def measure(args: argparse.Namespace) -> int:
     from classifier.inference import cpu_supports_bf16
     from classifier.preprocess import Preprocessing
     from train.demo import DemoConfig, train_demo
-    from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render
+    from train.shapes import SHAPES, STYLES, render
 
     precisions = ["bf16"] if cpu_supports_bf16() or torch.cuda.is_available() else []
     if torch.cuda.is_available():
@@ -118,7 +118,7 @@ def measure(args: argparse.Namespace) -> int:
         model.load_state_dict(state)
         return model
 
-    styles = TRAIN_STYLES + HELD_OUT_STYLES
+    styles = STYLES
     shapes = [
         render(shape, styles[n % len(styles)], 128, seed=50_000 + 100 * i + n)
         for i, shape in enumerate(SHAPES)

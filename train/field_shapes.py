@@ -20,6 +20,7 @@ from PIL import Image
 
 LABELS = ("circle", "cross", "square", "star", "triangle")
 CANVAS = 256  # drawn this large, then scaled down to `size`
+DEFAULT_SIZE, DEFAULT_SEED = 64, 1
 
 
 def polygon(label: str, rng: np.random.Generator) -> np.ndarray:
@@ -119,7 +120,9 @@ def draw(label: str, seed: int, size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def write_dataset(root: Path, per_class: int, size: int = 64, seed: int = 1) -> Path:
+def write_dataset(
+    root: Path, per_class: int, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED
+) -> Path:
     """An ImageFolder tree: root/<label>/<n>.jpg or .png."""
     for index, label in enumerate(LABELS):
         folder = Path(root) / label
@@ -135,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
     write_dataset(args.root, args.per_class, args.size, args.seed)
 

@@ -1,12 +1,15 @@
-"""Render geometric shapes for the offline demo model, in a training style and held-out styles.
+"""Render geometric shapes for the offline demo model: PIL drawing calls, varied in every way.
 
-Training images are clean filled or outlined shapes on plain, gradient or noisy backgrounds.
-The held-out styles (`sketch`: wobbly multi-stroke pencil lines on paper; `striped`: hatched
-fills) are never trained on; they measure whether the model learned shapes, not a drawing style.
+Each image is a circle, square, triangle, star or cross, drawn filled, as a thin or thick outline,
+as a wobbly pencil sketch or hatched; anywhere (partly outside the picture), any size and angle,
+on plain, gradient, noisy or cluttered backgrounds, sometimes partly hidden behind a bar, then
+scaled down with one of several filters and often JPEG-compressed. The model is measured on
+shapes drawn a second, independent way (train/field_shapes.py), never on these.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from pathlib import Path
@@ -15,9 +18,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
-TRAIN_STYLES = ("filled", "outline")
-HELD_OUT_STYLES = ("sketch", "striped")
-SUPERSAMPLE = 2  # draw at twice the size, then downsample, for smooth edges
+STYLES = ("filled", "outline", "sketch", "striped")
+CLEAN_FRACTION = 0.35
+DOWNSCALE = (
+    Image.Resampling.LANCZOS,
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BOX,
+    Image.Resampling.BICUBIC,
+)
 
 
 def outline(shape: str, center: tuple[float, float], radius: float, angle: float, rng) -> list:
@@ -30,9 +38,9 @@ def outline(shape: str, center: tuple[float, float], radius: float, angle: float
     elif shape == "triangle":
         corners, radii = 3, [radius]
     elif shape == "star":
-        corners, radii = 10, [radius, radius * rng.uniform(0.38, 0.5)]
+        corners, radii = 10, [radius, radius * rng.uniform(0.32, 0.58)]
     elif shape == "cross":
-        arm = radius * rng.uniform(0.28, 0.4)
+        arm = radius * rng.uniform(0.22, 0.45)
         points = [(arm, radius), (arm, arm), (radius, arm), (radius, -arm), (arm, -arm),
                   (arm, -radius), (-arm, -radius), (-arm, -arm), (-radius, -arm),
                   (-radius, arm), (-arm, arm), (-arm, radius)]  # fmt: skip
@@ -52,15 +60,19 @@ def outline(shape: str, center: tuple[float, float], radius: float, angle: float
 def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> Image.Image:
     """One RGB image of `shape` drawn in `style`, with random colours, size, place and angle."""
     rng = random.Random(seed)
-    canvas = size * SUPERSAMPLE
+    # a third are clean (whole, unhidden, uncompressed, no clutter): clear examples to learn the
+    # shapes from while the others teach what does not matter
+    clean = rng.random() < CLEAN_FRACTION
+    canvas = size * rng.choice((2, 3, 4))  # drawn larger, then scaled down
     background, ink = _colours(rng, paper=style == "sketch")
-    image = _background(canvas, background, rng, plain=style == "sketch")
+    image = _background(canvas, background, rng, busy=not clean)
     draw = ImageDraw.Draw(image)
-    radius = canvas * rng.uniform(0.28, 0.45)
-    margin = radius + canvas * 0.03
+    radius = canvas * rng.uniform(0.2, 0.48)
+    # up to a quarter of the shape may leave the picture
+    margin = radius * (1.05 if clean else 0.75)
     center = (rng.uniform(margin, canvas - margin), rng.uniform(margin, canvas - margin))
     points = outline(shape, center, radius, rng.uniform(0, 2 * math.pi), rng)
-    line = max(2, round(canvas * rng.uniform(0.02, 0.06)))
+    line = max(2, round(radius * rng.uniform(0.04, 0.35)))  # thin to thick
     if style == "filled":
         draw.polygon(points, fill=ink)
     elif style == "outline":
@@ -68,7 +80,7 @@ def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> I
     elif style == "sketch":
         for _ in range(rng.randint(2, 3)):
             wobbly = [
-                (x + rng.gauss(0, canvas * 0.012), y + rng.gauss(0, canvas * 0.012))
+                (x + rng.gauss(0, canvas * 0.01), y + rng.gauss(0, canvas * 0.01))
                 for x, y in _densify(points, canvas * 0.04)
             ]
             draw.line([*wobbly, wobbly[0]], fill=ink, width=max(1, line // 2))
@@ -77,20 +89,26 @@ def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> I
         ImageDraw.Draw(mask).polygon(points, fill=255)
         stripes = Image.new("RGB", image.size, background)
         stripe_draw = ImageDraw.Draw(stripes)
-        step = max(4, round(canvas * rng.uniform(0.05, 0.09)))
+        step = max(4, round(canvas * rng.uniform(0.04, 0.09)))
         for offset in range(-canvas, 2 * canvas, step):
             stripe_draw.line([(offset, 0), (offset + canvas, canvas)], fill=ink, width=step // 2)
         image.paste(stripes, mask=mask)
         draw.line([*points, points[0]], fill=ink, width=max(1, line // 2))
     else:
-        raise ValueError(f"unknown style {style!r}")
-    image = image.resize((size, size), Image.Resampling.LANCZOS)
-    if rng.random() < 0.3:
+        raise ValueError(f"unknown style {style!r}; known: {', '.join(STYLES)}")
+    if not clean and rng.random() < 0.4:
+        _hide_behind_a_bar(draw, center, radius, rng)
+    image = image.resize((size, size), rng.choice(DOWNSCALE))
+    if rng.random() < 0.2:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
+    if not clean and rng.random() < 0.8:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=rng.randint(20, 95))
+        image = Image.open(buffer).convert("RGB")
     return image
 
 
-def write_dataset(root: Path, per_class: int, styles=TRAIN_STYLES, size: int = 64, seed: int = 0):
+def write_dataset(root: Path, per_class: int, styles=STYLES, size: int = 64, seed: int = 0):
     """Write an ImageFolder tree root/<shape>/<n>.png; returns root."""
     root = Path(root)
     for label, shape in enumerate(SHAPES):
@@ -106,30 +124,87 @@ def write_dataset(root: Path, per_class: int, styles=TRAIN_STYLES, size: int = 6
 
 def _colours(rng: random.Random, paper: bool) -> tuple[tuple, tuple]:
     if paper:
-        shade = rng.randint(215, 250)
+        shade = rng.randint(200, 250)
         return (shade, shade - rng.randint(0, 12), shade - rng.randint(0, 25)), tuple(
-            rng.randint(10, 80) for _ in range(3)
+            rng.randint(10, 90) for _ in range(3)
         )
     while True:
         background = tuple(rng.randint(0, 255) for _ in range(3))
         ink = tuple(rng.randint(0, 255) for _ in range(3))
-        if sum(abs(a - b) for a, b in zip(background, ink)) > 200:
+        if sum(abs(a - b) for a, b in zip(background, ink)) > 160:
             return background, ink
 
 
-def _background(canvas: int, colour: tuple, rng: random.Random, plain: bool) -> Image.Image:
-    kind = "noise" if plain else rng.choice(("plain", "gradient", "noise"))
+def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> Image.Image:
+    kind = rng.choice(
+        ("plain", "gradient", "noise", "clutter", "clutter")
+        if busy
+        else ("plain", "gradient", "noise")
+    )
     base = np.full((canvas, canvas, 3), colour, dtype=np.float32)
     if kind == "gradient":
         other = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
-        ramp = np.linspace(0, 0.5, canvas, dtype=np.float32)[:, None, None]
+        ramp = np.linspace(0, 0.6, canvas, dtype=np.float32)[:, None, None]
         base = base * (1 - ramp) + other * ramp
         if rng.random() < 0.5:
             base = base.transpose(1, 0, 2)
     elif kind == "noise":
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 12, (canvas, canvas, 1))
+        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(5, 20), base.shape)
         base = base + noise.astype(np.float32)
-    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    if kind == "clutter":
+        _clutter(image, colour, rng)
+    return image
+
+
+def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
+    """Stripes, soft blotches and stray strokes near the background's colour: a busy scene the
+    shape must be told apart from."""
+    canvas = image.width
+    layer = Image.new("RGB", image.size, colour)
+    draw = ImageDraw.Draw(layer)
+
+    def near(spread: int) -> tuple:
+        return tuple(max(0, min(255, c + rng.randint(-spread, spread))) for c in colour)
+
+    for _ in range(rng.choice((0, 1, 1, 2, 3))):  # sets of parallel stripes, often crossing
+        step = rng.uniform(0.04, 0.2) * canvas
+        angle = rng.uniform(0, math.pi)
+        dx, dy = math.cos(angle) * 2 * canvas, math.sin(angle) * 2 * canvas
+        stripe = near(70)
+        for k in range(-int(2 * canvas / step), int(2 * canvas / step)):
+            ox, oy = (
+                canvas / 2 - math.sin(angle) * k * step,
+                canvas / 2 + math.cos(angle) * k * step,
+            )
+            draw.line([(ox - dx, oy - dy), (ox + dx, oy + dy)], fill=stripe, width=round(step / 2))
+    for _ in range(rng.randint(2, 6)):  # blotches, blurred below
+        x, y, r = rng.uniform(0, canvas), rng.uniform(0, canvas), rng.uniform(0.05, 0.25) * canvas
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=near(110))
+    layer = layer.filter(ImageFilter.GaussianBlur(canvas * rng.uniform(0.02, 0.06)))
+    draw = ImageDraw.Draw(layer)
+    for _ in range(rng.randint(0, 4)):  # stray strokes, sharp
+        start = (rng.uniform(0, canvas), rng.uniform(0, canvas))
+        end = (rng.uniform(0, canvas), rng.uniform(0, canvas))
+        draw.line(
+            [start, end], fill=near(90), width=max(1, round(canvas * rng.uniform(0.005, 0.02)))
+        )
+    image.paste(layer)
+
+
+def _hide_behind_a_bar(draw: ImageDraw.ImageDraw, center, radius: float, rng) -> None:
+    """A straight bar of another colour across part of the shape."""
+    angle = rng.uniform(0, math.pi)
+    offset = rng.uniform(-0.7, 0.7) * radius
+    cx = center[0] - math.sin(angle) * offset
+    cy = center[1] + math.cos(angle) * offset
+    dx, dy = math.cos(angle) * 4 * radius, math.sin(angle) * 4 * radius
+    width = max(2, round(radius * rng.uniform(0.15, 0.5)))
+    draw.line(
+        [(cx - dx, cy - dy), (cx + dx, cy + dy)],
+        fill=tuple(rng.randint(0, 255) for _ in range(3)),
+        width=width,
+    )
 
 
 def _densify(points: list, spacing: float) -> list:

@@ -16,7 +16,7 @@ from classifier.artifact import build_model, load_model, sha256_of
 from tests import ROOT
 from train.__main__ import main
 from train.finetune import FinetuneConfig, finetune
-from train.shapes import HELD_OUT_STYLES, SHAPES, TRAIN_STYLES, render, write_dataset
+from train.shapes import SHAPES, STYLES, render, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory):
 
 def test_shapes_are_deterministic_in_every_style():
     for shape in SHAPES:
-        for style in TRAIN_STYLES + HELD_OUT_STYLES:
+        for style in STYLES:
             first = np.asarray(render(shape, style, 48, seed=5))
             assert first.shape == (48, 48, 3)
             assert np.array_equal(first, np.asarray(render(shape, style, 48, seed=5)))
@@ -127,8 +127,8 @@ def test_finetune_and_demo_commands(tmp_path, bentoml_home):
     card = bentoml.models.get("resnet50:latest").info.metadata
     assert card["weights_source"] == "finetune" and card["labels"] == sorted(SHAPES)
 
-    assert main(["demo", "--per-class", "6", *quick]) == 0
+    assert main(["demo", "--per-class", "6", "--field-per-class", "2", *quick]) == 0
     card = bentoml.models.get("resnet50:latest").info.metadata
     assert card["weights_source"] == "demo" and card["labels"] == sorted(SHAPES)
-    assert 0 <= card["training"]["held_out_style_accuracy"] <= 1
-    assert card["training"]["held_out_styles"] == list(HELD_OUT_STYLES)
+    assert 0 <= card["training"]["field_shapes_accuracy"] <= 1
+    assert card["training"]["field_shapes"] == {"per_class": 2, "size": 64, "seed": 1}
