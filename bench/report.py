@@ -59,6 +59,7 @@ def rerender(report: Path = REPORT) -> None:
         "container",
         "rolling_update",
         "profile",
+        "bulk",
     ):
         if (path := data_file(report, f"{part}.json")).exists():
             results[part] = json.loads(path.read_text())
@@ -131,6 +132,7 @@ def render(results: dict, plot: Path) -> str:
         *soak_section(results.get("soak")),
         *container_section(results.get("container")),
         *rolling_update_section(results.get("rolling_update")),
+        *bulk_section(results.get("bulk")),
     ]
     return "\n".join(lines)
 
@@ -409,6 +411,54 @@ def rolling_update_section(record: dict | None) -> list[str]:
             f"{errors_text(unwarned['haproxy']['unanswered'])}. "
         )
         + "The drain and the pause close that window.",
+    ]
+
+
+def bulk_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    from classifier.client.sending import DEFAULT_IMAGES_PER_REQUEST
+
+    models = result["models"]
+    levels = {
+        name: {level["images_per_request"]: level for level in model["levels"]}
+        for name, model in models.items()
+    }
+    rows = []
+    for images, first in next(iter(levels.values())).items():
+        cells = "".join(
+            f"| {by_images[images]['images_per_s']:.1f} ({by_images[images]['ratio_to_one']:.2f}x) "
+            for by_images in levels.values()
+        )
+        rows.append(f"| {images} | {first['concurrency']} {cells}|")
+    heading = "".join(
+        f"| {name}: {model['model_input']}x{model['model_input']} input, images/s "
+        for name, model in models.items()
+    )
+    return [
+        "",
+        "## Bulk client",
+        "",
+        f"`python -m bench.bulk` ({result['machine']['date']}): `python -m classifier.client DIR "
+        f"--output ...` classifies {result['photos']['imagenet']} phone-sized photos "
+        f"({result['photos']['demo']} for the demo-sized model) "
+        f"({', '.join(f'{w}x{h}' for w, h in result['photo_sizes'])}), with the service's "
+        "default settings, at each number of images per request (1 sends `/predict`, more "
+        "`/predict_batch`) and the concurrency the client derives from `/info`. Each figure is "
+        "the mean of runs in opposite orders; the ratio is to one image per request.",
+        "",
+        f"| images per request | requests in flight {heading}|",
+        "|---:|---:|" + "---:|" * len(models),
+        *rows,
+        "",
+        f"The client's default, {DEFAULT_IMAGES_PER_REQUEST} images per request, against the "
+        "fastest here: "
+        + "; ".join(
+            f"{name} {by_images[DEFAULT_IMAGES_PER_REQUEST]['images_per_s'] / best:.0%}"
+            for name, by_images in levels.items()
+            if (best := max(level["images_per_s"] for level in by_images.values()))
+        )
+        + ".",
     ]
 
 

@@ -24,7 +24,7 @@ from classifier.progress import progress
 
 from .finding import find_images
 from .records import Record, RecordWriter, output_format, read_records
-from .sending import Limits, Run, Sender, batches, send_all
+from .sending import DEFAULT_IMAGES_PER_REQUEST, Limits, Run, Sender, batches, send_all
 
 
 def format_table(name: str, predictions: list) -> str:
@@ -50,9 +50,9 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=8,
+        default=DEFAULT_IMAGES_PER_REQUEST,
         help="images per request: 1 sends /predict, more /predict_batch (default %(default)s, "
-        "the fastest measured: BENCHMARKS.md)",
+        "measured in BENCHMARKS.md)",
     )
     parser.add_argument("--retries", type=int, default=8, help="per request when busy, %(default)s")
     parser.add_argument("--timeout", type=float, default=120, help="seconds, %(default)s")

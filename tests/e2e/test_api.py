@@ -83,11 +83,11 @@ class TestHealth:
         one_of = [ref["$ref"].rsplit("/", 1)[1] for ref in schemas["BatchItem"]["anyOf"]]
         assert {name: schemas[name]["required"] for name in one_of} == {
             "Classified": ["predictions"],
-            "Unclassified": ["error"],
+            "Unclassified": ["error", "status"],
         }
         assert {name: list(schemas[name]["properties"]) for name in one_of} == {
             "Classified": ["predictions"],
-            "Unclassified": ["error"],
+            "Unclassified": ["error", "status"],
         }
 
     def test_swagger_ui(self, http):
@@ -324,7 +324,8 @@ def test_classify_takes_prepared_pixels_and_joins_the_same_batches(http, stored_
     response = http.post("/classify", json=body)
     assert response.status_code == 200, response.text
     good, bad = response.json()
-    assert set(good) == {"predictions"} and set(bad) == {"error"}
+    assert set(good) == {"predictions"} and set(bad) == {"error", "status"}
+    assert bad["status"] == 422
     expected = predict(http, data, top_k=3).json()["predictions"]
     assert [p["label"] for p in good["predictions"]] == [p["label"] for p in expected]
     assert "64x64x3" in bad["error"]
