@@ -13,18 +13,12 @@ the service, pass `--api-key` or set CLASSIFIER_API_KEY. Exits 1 when some files
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
 from pathlib import Path
 
-import httpx
-
-from classifier.progress import progress
-
 from .finding import find_images
 from .records import Record, RecordWriter, output_format, read_records
-from .sending import DEFAULT_IMAGES_PER_REQUEST, Limits, Run, Sender, batches, send_all
+from .running import add_connection_options, checked_top_k, classify, service_limits, summary
 
 
 def format_table(name: str, predictions: list) -> str:
@@ -33,93 +27,6 @@ def format_table(name: str, predictions: list) -> str:
     for rank, prediction in enumerate(predictions, start=1):
         rows.append(f"  {rank:>2}  {prediction.label:<30} {prediction.score:>8.2%}")
     return "\n".join(rows)
-
-
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://localhost:3000", help="%(default)s")
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("CLASSIFIER_API_KEY"),
-        help="sent as 'Authorization: Bearer <key>' (default: $CLASSIFIER_API_KEY)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        help="requests in flight (default: sized from the service's /info)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_IMAGES_PER_REQUEST,
-        help="images per request: 1 sends /predict, more /predict_batch (default %(default)s, "
-        "measured in BENCHMARKS.md)",
-    )
-    parser.add_argument("--retries", type=int, default=8, help="per request when busy, %(default)s")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds, %(default)s")
-
-
-def service_limits(args: argparse.Namespace) -> Limits:
-    """The service's model and limits, from its /info; SystemExit with why when it cannot say."""
-    try:
-        info = httpx.get(f"{args.url}/info", headers=_headers(args), timeout=args.timeout)
-    except httpx.HTTPError as error:
-        raise SystemExit(f"error: cannot reach {args.url}: {error}") from None
-    if info.status_code != 200:
-        raise SystemExit(f"error: {args.url}/info answered {info.status_code}: {info.text[:200]}")
-    return Limits.from_info(info.json())
-
-
-def classify(
-    args: argparse.Namespace,
-    limits: Limits,
-    paths: list[Path],
-    top_k: int | None,
-    on_records,
-    desc: str = "classifying",
-) -> Run:
-    """Send `paths` with the options in `args`; `on_records` gets each answer's records."""
-    images = max(1, min(args.batch_size, limits.max_batch_images))
-    concurrency = args.concurrency or limits.concurrency_for(images)
-    groups = list(batches(paths, images, limits.max_request_bytes))
-
-    async def main() -> Run:
-        async with httpx.AsyncClient(
-            base_url=args.url,
-            headers=_headers(args),
-            timeout=args.timeout,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        ) as client:
-            sender = Sender(client, top_k, retries=args.retries)
-            with progress(len(paths), desc, unit="img", every_s=5) as bar:
-
-                def record(records: list[Record]) -> None:
-                    on_records(records)
-                    bar.update(len(records))
-
-                run = await send_all(groups, sender, concurrency, record)
-            run.retried = sender.retried
-            return run
-
-    return asyncio.run(main())
-
-
-def _headers(args: argparse.Namespace) -> dict[str, str]:
-    return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-
-
-def summary(run: Run, total: int) -> str:
-    lines = [
-        f"{run.answered} of {total} files classified, {sum(run.failed.values())} failed, "
-        f"in {run.seconds:.1f} s ({run.sent / max(run.seconds, 1e-9):.1f} images/s; "
-        f"{run.retried} requests retried)"
-    ]
-    for error, count in sorted(run.failed.items(), key=lambda item: -item[1])[:10]:
-        lines.append(f"  {count:>6}  {error}")
-    if run.refused:
-        lines.append(f"stopped: the service refuses every request ({run.refused})")
-    elif run.interrupted:
-        lines.append(f"stopped after {run.sent} of {total}: run again with --resume to finish")
-    return "\n".join(lines)
 
 
 def run_classify(argv: list[str]) -> int:
@@ -148,16 +55,18 @@ def run_classify(argv: list[str]) -> int:
         print(f"error: {args.output} exists: --resume to finish it, --overwrite to replace it",
               file=sys.stderr)  # fmt: skip
         return 2
+    limits = service_limits(args)  # before the output is touched: a wrong --url changes nothing
+    top_k = checked_top_k(args.top_k, limits)
+    # paths as found: resume from the same folder with the same arguments
     kept = [r for r in read_records(args.output) if r.final] if args.resume else []
     done = {record.path for record in kept}
     todo = [path for path in paths if str(path) not in done]
     if kept:
         print(f"resuming: {len(done)} files already answered, {len(todo)} to go", file=sys.stderr)
-    writer = RecordWriter(args.output, args.top_k or 5, kept)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    writer = RecordWriter(args.output, top_k or 5, kept)
     try:
-        run = classify(
-            args, service_limits(args), todo, args.top_k, lambda rs: list(map(writer.write, rs))
-        )
+        run = classify(args, limits, todo, top_k, lambda rs: list(map(writer.write, rs)))
     finally:
         writer.close()
     held = read_records(args.output)
@@ -177,9 +86,8 @@ def _print_tables(args: argparse.Namespace, paths: list[Path]) -> int:
     """Few files, no --output: a table for each on stdout, in the order given."""
     answers: dict[str, Record] = {}
     limits = service_limits(args)
-    run = classify(
-        args, limits, paths, args.top_k, lambda rs: answers.update((r.path, r) for r in rs)
-    )
+    top_k = checked_top_k(args.top_k, limits)
+    run = classify(args, limits, paths, top_k, lambda rs: answers.update((r.path, r) for r in rs))
     for path in paths:
         record = answers.get(str(path))
         if record is None:
@@ -191,6 +99,8 @@ def _print_tables(args: argparse.Namespace, paths: list[Path]) -> int:
             print(f"  model {record.model}")
     if run.refused:
         print(f"error: {run.refused}", file=sys.stderr)
+    if run.interrupted:
+        return 130
     return 0 if run.answered == len(paths) else 1
 
 

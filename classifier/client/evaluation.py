@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .finding import find_images
 from .records import Record, RecordWriter
+from .running import add_connection_options, classify, service_limits, summary
 
 OTHER = "(other)"  # predictions outside the folders' labels, in the confusion matrix
 
@@ -173,7 +174,6 @@ def markdown(report: dict, source: str) -> str:
 
 
 def run_evaluate(argv: list[str]) -> int:
-    from .__main__ import add_connection_options, classify, service_limits, summary
 
     parser = argparse.ArgumentParser(
         prog="python -m classifier.client evaluate", description=__doc__.split("\n\n")[0]

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 # answers that may differ if the file is sent again: the service was busy, a proxy failed
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# what the service says about an image itself (empty, not an image, corrupt, too large)
+IMAGE_ERROR_STATUSES = frozenset({400, 413, 415, 422})
 
 
 class Prediction(BaseModel):
@@ -31,8 +33,11 @@ class Record(BaseModel):
 
     @property
     def final(self) -> bool:
-        """The service's last word on this file: sending it again would change nothing."""
-        return self.status is not None and self.status not in RETRYABLE_STATUSES
+        """The service's last word on this file (its answer, or what is wrong with the image):
+        sending it again would change nothing."""
+        if self.predictions is not None:
+            return True
+        return self.status in IMAGE_ERROR_STATUSES
 
 
 class RecordWriter:
@@ -45,7 +50,9 @@ class RecordWriter:
         # rewrite what is kept (final answers only) first, to a new file: an interruption now
         # loses nothing
         partial = path.with_name(path.name + ".partial")
-        self.file: TextIO = partial.open("w", newline="" if self.csv else None)
+        self.file: TextIO = partial.open(
+            "w", encoding="utf-8", errors="surrogateescape", newline="" if self.csv else None
+        )
         self.writer = csv.writer(self.file) if self.csv else None
         if self.writer:
             self.writer.writerow(csv_header(top_k))
@@ -85,7 +92,7 @@ def read_records(path: Path) -> list[Record]:
     stopped run was writing, is left out."""
     if not path.exists():
         return []
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
     text = text[: text.rfind("\n") + 1]
     records: dict[str, Record] = {}
     if output_format(path) == "csv":

@@ -7,19 +7,20 @@ header, which BentoML's client turns into an exception without them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import mimetypes
 import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from .records import RETRYABLE_STATUSES, Record
+from .records import IMAGE_ERROR_STATUSES, RETRYABLE_STATUSES, Record
 
 DEFAULT_IMAGES_PER_REQUEST = 8  # measured by bench.bulk: about the fastest, small model or large
 MAX_WAIT_S = 60  # the longest Retry-After honoured, and the longest backoff
@@ -62,12 +63,17 @@ class Limits:
 
 @dataclass
 class Sender:
-    """Sends files as /predict (one) or /predict_batch (several); records what came back."""
+    """Sends files as /predict (one) or /predict_batch (several); records what came back.
+
+    Once `stopping` is set it sends nothing more: a request waiting to be retried returns no
+    records, so that its files stay unanswered for --resume.
+    """
 
     client: httpx.AsyncClient
     top_k: int | None
     retries: int = 8
-    sleep: Callable[[float], object] = asyncio.sleep
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    sleep: Callable[[float], Awaitable] | None = None  # tests replace the wait between tries
     retried: int = 0  # requests sent again after a busy answer or a failed connection
 
     async def send(self, paths: list[Path]) -> list[Record]:
@@ -76,31 +82,44 @@ class Sender:
         except OSError as error:  # one unreadable file: the others still go
             if len(paths) == 1:
                 return [Record(path=str(paths[0]), error=f"cannot read: {error.strerror}")]
-            return [record for path in paths for record in await self.send([path])]
+            return await self._one_by_one(paths)
         for attempt in range(self.retries + 1):
+            if self.stopping.is_set():
+                return []
             try:
                 response = await self._post(paths, contents)
             except httpx.TransportError as error:
                 reason, status, wait = f"no answer: {error!r}", None, None
             else:
-                if response.status_code == 200:
-                    return self._answers(paths, response.json())
                 reason, status = _error_message(response), response.status_code
+                if status == 200:
+                    try:
+                        return self._answers(paths, response.json())
+                    except (ValueError, KeyError, TypeError) as error:  # a proxy's page, say
+                        return self._failed(paths, f"not the service's answer: {error!r}", 200)
                 if status in (401, 403):
                     raise Refused(f"{status}: {reason}")
+                if status in IMAGE_ERROR_STATUSES and len(paths) > 1:
+                    # refused as a whole (too large, say): each on its own gets its own answer
+                    return await self._one_by_one(paths)
                 if status not in RETRYABLE_STATUSES or status == 500:
-                    if len(paths) > 1:  # refused as a whole (too large, say): each on its own
-                        return [record for path in paths for record in await self.send([path])]
-                    return [Record(path=str(paths[0]), error=reason, status=status)]
+                    return self._failed(paths, reason, status)
                 wait = retry_after(response)
             if attempt < self.retries:
                 self.retried += 1
-                await self.sleep(backoff(attempt, wait))
-        tries = self.retries + 1
-        return [
-            Record(path=str(path), error=f"{reason} ({tries} tries)", status=status)
-            for path in paths
-        ]
+                await self._pause(backoff(attempt, wait))
+        return self._failed(paths, f"{reason} ({self.retries + 1} tries)", status)
+
+    async def _one_by_one(self, paths: list[Path]) -> list[Record]:
+        return [record for path in paths for record in await self.send([path])]
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before trying again; cut short when the run is stopping."""
+        if self.sleep is not None:
+            await self.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def _post(self, paths: list[Path], contents: list[bytes]) -> httpx.Response:
         data = {"top_k": str(self.top_k)} if self.top_k else {}
@@ -114,12 +133,20 @@ class Sender:
     def _answers(paths: list[Path], answer: dict) -> list[Record]:
         model = answer.get("model")
         results = answer["results"] if "results" in answer else [answer]
+        if len(results) != len(paths):
+            raise ValueError(f"{len(results)} results for {len(paths)} images")
         return [
             Record(path=str(path), model=model, predictions=result["predictions"], status=200)
             if "predictions" in result
-            else Record(path=str(path), model=model, error=result["error"], status=result["status"])
+            else Record(
+                path=str(path), model=model, error=result["error"], status=result.get("status")
+            )
             for path, result in zip(paths, results)
         ]
+
+    @staticmethod
+    def _failed(paths: list[Path], reason: str, status: int | None) -> list[Record]:
+        return [Record(path=str(path), error=reason, status=status) for path in paths]
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -139,9 +166,10 @@ def retry_after(response: httpx.Response) -> float | None:
 
 def backoff(attempt: int, asked: float | None) -> float:
     """What the service asked for, else exponential from half a second; with jitter, so that
-    clients refused together do not all come back together."""
+    clients refused together do not all come back together; never over MAX_WAIT_S (a longer
+    Retry-After is cut to it)."""
     base = asked if asked is not None else 0.5 * 2**attempt
-    return min(MAX_WAIT_S, base) * random.uniform(1.0, 1.5)
+    return min(MAX_WAIT_S, base * random.uniform(1.0, 1.5))
 
 
 def batches(paths: list[Path], images: int, max_bytes: int) -> Iterator[list[Path]]:
@@ -182,12 +210,12 @@ async def send_all(
     on_records: Callable[[list[Record]], None],
 ) -> Run:
     """Send every group, `concurrency` requests at a time. The first SIGINT or SIGTERM stops
-    sending more and waits for the answers in flight (each is recorded, so nothing answered is
-    ever sent again); a second one stops at once."""
+    sending and waits for the answers in flight (each is recorded, so nothing answered is ever
+    sent again); a second one stops at once."""
     run = Run()
     started = time.perf_counter()
     pending = iter(groups)
-    stopping = asyncio.Event()
+    stopping = sender.stopping
 
     async def worker() -> None:
         for group in pending:
@@ -199,7 +227,9 @@ async def send_all(
                 run.refused = str(error)
                 stopping.set()
                 return
-            run.sent += len(group)
+            except Exception as error:  # noqa: BLE001 - one odd answer must not end the run
+                records = Sender._failed(group, f"client error: {error!r}", None)
+            run.sent += len(records)
             for record in records:
                 if record.predictions is not None:
                     run.answered += 1
@@ -225,9 +255,14 @@ async def send_all(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
     try:
-        await asyncio.gather(*workers, return_exceptions=False)
+        await asyncio.gather(*workers)
     except asyncio.CancelledError:
         pass
+    except BaseException:  # writing the records failed: stop the others before saying why
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -31,7 +31,7 @@ def free_port() -> int:
     outgoing connection may take it before the server binds it; one of ours failed that way in CI.
     """
     ephemeral = ephemeral_ports()
-    while True:
+    for _ in range(1000):
         port = random.randrange(10000, 65536)
         if port in ephemeral:
             continue
@@ -41,6 +41,9 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
+    with socket.socket() as probe:  # no room outside the ephemeral range: the kernel's pick
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Server:
@@ -73,6 +76,8 @@ class Server:
                 # another process may still bind the port between our check and the server's
                 if "Address already in use" in output and restarts:
                     restarts -= 1
+                    with contextlib.suppress(ProcessLookupError):  # anything it left behind
+                        os.killpg(self.process.pid, signal.SIGKILL)
                     self._start()
                     continue
                 raise RuntimeError(f"server exited:\n{output[-4000:]}")

@@ -42,6 +42,14 @@ def slow_upload(data: bytes, chunks: int = 16, seconds_per_chunk: float = 0.5) -
     return {"content": pieces(), "headers": headers}
 
 
+def model_images(url: str) -> float:
+    """Images the model has classified since the server started (the batch-size histogram's sum)."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("classifier_batch_size_sum"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def serve(target: str, env: dict[str, str], log: Path, command: list[str] | None = None) -> Server:
     """`bentoml serve TARGET` (or `command`) on a free port, from the repository root.
 

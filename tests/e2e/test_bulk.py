@@ -1,5 +1,7 @@
-"""The bulk client against the real server with room for only two requests at a time: folders,
-503s and retries, a run stopped halfway and resumed, every image classified exactly once."""
+"""The bulk client against a real server that admits two requests at a time: all once, 503s too.
+
+Folders, retries after 503, a run stopped halfway and resumed, every image through the model once.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +16,9 @@ import pytest
 
 from classifier.client.records import read_records
 from tests import ROOT, images
+from tests.e2e.conftest import model_images
 
 GOOD, BAD = 570, 30
-
-
-def model_images(url: str) -> float:
-    """Images the model has classified since the server started (the batch-size histogram's sum)."""
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("classifier_batch_size_sum"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +79,9 @@ def test_a_folder_stopped_halfway_and_resumed(busy_server, photo_tree, tmp_path,
     _, log = first.communicate(timeout=120)
     assert first.returncode == 130, log
     assert "--resume" in log and "stopping: waiting for the answers in flight" in log
-    stopped_at = len(read_records(output))
-    assert 300 <= stopped_at < GOOD + BAD
+    held = read_records(output)
+    stopped_at = sum(record.final for record in held)
+    assert len(held) >= 300 and stopped_at < GOOD + BAD
 
     existing = client(str(photo_tree), *options)
     _, log = existing.communicate(timeout=60)
@@ -128,11 +124,28 @@ def test_files_named_and_a_table_each(busy_server, photo_tree):
 
 
 def test_a_summary_of_the_records(busy_server, photo_tree, tmp_path):
-    photo_tree, _ = photo_tree
+    photo_tree, broken = photo_tree
+    album = photo_tree / "album2"
+    bad = sum(path.is_relative_to(album) for path in broken)
+    good = sum(1 for path in album.rglob("*") if path.is_file()) - bad
     output = tmp_path / "one-album.jsonl"
-    result = client(str(photo_tree / "album2"), "--url", busy_server.url, "--output", str(output))
+    result = client(str(album), "--url", busy_server.url, "--output", str(output))
     _, log = result.communicate(timeout=300)
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert {"path", "model", "predictions", "status"} <= set(lines[0])
     assert len(lines[0]["predictions"]) == 5  # the service's default top-k
-    assert result.returncode == 1 and "files classified" in log and "failed" in log
+    assert result.returncode == 1, log
+    assert f"{good} of {good + bad} files classified, {bad} failed" in log
+    assert f"holds {good + bad} of {good + bad} files: {good} classified, {bad} failed" in log
+
+
+def test_a_top_k_the_model_cannot_give_is_refused_before_anything_is_sent(
+    busy_server, photo_tree, tmp_path
+):
+    photo_tree, _ = photo_tree
+    output = tmp_path / "never.jsonl"
+    result = client(str(photo_tree), "--url", busy_server.url, "--output", str(output),
+                    "--top-k", "7")  # fmt: skip
+    _, log = result.communicate(timeout=60)
+    assert result.returncode == 1 and "--top-k 7: the model has 5 labels" in log
+    assert not output.exists()

@@ -1,6 +1,8 @@
-"""`python -m classifier.client evaluate` against the real server, on shapes from the second
-renderer: the report's figures agree with the answers it recorded, and wrong folders are refused
-before anything is sent."""
+"""`python -m classifier.client evaluate` against the real server, on the second renderer's shapes.
+
+The report's figures agree with the answers it recorded; wrong folders are refused before anything
+is sent.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from PIL import Image
 
 from classifier.client.records import read_records
 from tests import ROOT, images
+from tests.e2e.conftest import model_images
 from train import field_shapes
 
 
@@ -72,8 +75,9 @@ def test_folders_the_model_does_not_know_are_refused_first(url, shapes, tmp_path
     for name in ("circle", "hexagon", "Star"):
         (strange / name).mkdir(parents=True)
         (strange / name / "a.jpg").write_bytes(images.jpeg(0))
+    before = model_images(url)
     result = evaluate(str(strange), "--report", str(tmp_path / "report"), "--url", url)
     assert result.returncode == 2
     assert "does not know the labels 'Star', 'hexagon'" in result.stderr
     assert "it knows circle, cross, square, star, triangle" in result.stderr
-    assert not (tmp_path / "report").exists()  # refused before anything was sent or written
+    assert not (tmp_path / "report").exists() and model_images(url) == before

@@ -16,16 +16,22 @@ BAD = Record(path="a/2.jpg", error="not a supported image", status=415)
 BAD_IN_A_BATCH = Record(path="a/4.jpg", model="resnet50:x", error="the image is empty", status=400)
 BUSY = Record(path="a/3.jpg", error="the service is busy (9 tries)", status=503)
 UNREACHABLE = Record(path="a/5.jpg", error="no answer: ConnectError()")
+ODD_NAMES = Record(
+    path='b/"quoted", with commas\nand a line.jpg',
+    model="resnet50:x",
+    predictions=[Prediction(label="tench, Tinca tinca", score=0.5)],
+    status=200,
+)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_records_read_back_as_written(tmp_path, suffix):
     path = tmp_path / f"out{suffix}"
     writer = RecordWriter(path, top_k=2)
-    for record in (ANSWERED, BAD, BAD_IN_A_BATCH, BUSY, UNREACHABLE):
+    for record in (ANSWERED, BAD, BAD_IN_A_BATCH, BUSY, UNREACHABLE, ODD_NAMES):
         writer.write(record)
     writer.close()
-    assert read_records(path) == [ANSWERED, BAD, BAD_IN_A_BATCH, BUSY, UNREACHABLE]
+    assert read_records(path) == [ANSWERED, BAD, BAD_IN_A_BATCH, BUSY, UNREACHABLE, ODD_NAMES]
 
 
 def test_only_the_service_s_last_word_is_final():

@@ -13,7 +13,15 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from classifier.client.sending import Limits, Refused, Sender, backoff, batches, retry_after
+from classifier.client.sending import (
+    Limits,
+    Refused,
+    Sender,
+    backoff,
+    batches,
+    retry_after,
+    send_all,
+)
 
 PREDICTIONS = [{"label": "cat", "index": 0, "score": 0.75}]
 
@@ -45,7 +53,7 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after(response("soon")) is None
     assert retry_after(httpx.Response(503)) is None
     assert 2 <= backoff(0, 2) <= 3 and 0.5 <= backoff(0, None) <= 0.75
-    assert backoff(20, None) <= 90  # capped
+    assert backoff(20, None) <= 60 and backoff(0, 3600) <= 60  # capped, with the jitter
 
 
 def test_concurrency_fills_two_model_batches_within_the_worker_limit():
@@ -115,15 +123,61 @@ def test_a_batch_refused_whole_is_sent_again_one_file_at_a_time(files):
 
 
 def test_an_answered_file_is_never_sent_again(files):
-    """A 500 is the service's answer: recorded (for a later --resume), not retried."""
+    """A 500 is the service's answer for the whole batch: recorded (for a later --resume), not
+    retried, and not split into single files either."""
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        return httpx.Response(500, json={"error": "internal error"})
+
+    records, retried, _ = send(handler, files[:2])
+    assert calls == ["/predict_batch"] and retried == 0
+    assert [(r.status, r.final) for r in records] == [(500, False), (500, False)]
+
+
+def test_a_page_that_is_not_the_service_s_is_no_answer(files):
+    records, _, _ = send(lambda request: httpx.Response(404, text="<html>nginx</html>"), files[:2])
+    assert [r.status for r in records] == [404, 404] and not records[0].final
+    records, _, _ = send(lambda request: httpx.Response(200, text="<html>portal</html>"), files[:1])
+    assert "not the service's answer" in records[0].error and not records[0].final
+
+
+def run_all(handler, groups, concurrency):
+    async def main():
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            sender = Sender(client, top_k=None, retries=1)
+            written = []
+            return await send_all(groups, sender, concurrency, written.extend), written
+
+    return asyncio.run(main())
+
+
+def test_a_refusal_stops_the_whole_run(files):
     calls = []
 
     def handler(request):
         calls.append(1)
-        return httpx.Response(500, json={"error": "internal error"})
+        return httpx.Response(401, json={"error": "this API needs a valid API key"})
 
-    records, retried, _ = send(handler, files[:1])
-    assert len(calls) == 1 and retried == 0 and records[0].status == 500
+    run, written = run_all(handler, [[path] for path in files], concurrency=2)
+    assert run.refused.startswith("401") and written == []
+    assert len(calls) <= 2  # at most the one each worker had in flight: 5 files, none sent after
+
+
+def test_a_stop_while_waiting_to_retry_leaves_the_files_unanswered(files):
+    async def main():
+        busy = httpx.Response(503, json={"error": "busy"}, headers={"Retry-After": "30"})
+        transport = httpx.MockTransport(lambda request: busy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            sender = Sender(client, top_k=None)
+            task = asyncio.ensure_future(sender.send(files[:2]))
+            await asyncio.sleep(0.2)
+            sender.stopping.set()
+            return await asyncio.wait_for(task, 2)
+
+    assert asyncio.run(main()) == []  # nothing recorded: --resume sends them
 
 
 def test_a_wrong_api_key_stops_everything(files):

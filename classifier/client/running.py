@@ -1,0 +1,126 @@
+"""One bulk run from command-line options: the service's limits, the sender, progress, summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+
+from classifier.progress import progress
+
+from .records import Record
+from .sending import DEFAULT_IMAGES_PER_REQUEST, Limits, Run, Sender, batches, send_all
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://localhost:3000", help="%(default)s")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CLASSIFIER_API_KEY"),
+        help="sent as 'Authorization: Bearer <key>' (default: $CLASSIFIER_API_KEY)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive,
+        help="requests in flight (default: sized from the service's /info)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive,
+        default=DEFAULT_IMAGES_PER_REQUEST,
+        help="images per request: 1 sends /predict, more /predict_batch (default %(default)s, "
+        "measured in BENCHMARKS.md)",
+    )
+    parser.add_argument(
+        "--retries", type=not_negative, default=8, help="per request when busy, %(default)s"
+    )
+    parser.add_argument("--timeout", type=float, default=120, help="seconds, %(default)s")
+
+
+def checked_top_k(top_k: int | None, limits: Limits) -> int | None:
+    """`top_k` if the model has that many labels; SystemExit before anything is sent if not
+    (every request would be refused, and each refusal recorded as the file's answer)."""
+    if top_k is not None and not 1 <= top_k <= len(limits.labels):
+        raise SystemExit(f"error: --top-k {top_k}: the model has {len(limits.labels)} labels")
+    return top_k
+
+
+def service_limits(args: argparse.Namespace) -> Limits:
+    """The service's model and limits, from its /info; SystemExit with why when it cannot say."""
+    try:
+        info = httpx.get(f"{args.url}/info", headers=_headers(args), timeout=args.timeout)
+    except httpx.HTTPError as error:
+        raise SystemExit(f"error: cannot reach {args.url}: {error}") from None
+    if info.status_code != 200:
+        raise SystemExit(f"error: {args.url}/info answered {info.status_code}: {info.text[:200]}")
+    return Limits.from_info(info.json())
+
+
+def classify(
+    args: argparse.Namespace,
+    limits: Limits,
+    paths: list[Path],
+    top_k: int | None,
+    on_records,
+    desc: str = "classifying",
+) -> Run:
+    """Send `paths` with the options in `args`; `on_records` gets each answer's records."""
+    images = max(1, min(args.batch_size, limits.max_batch_images))
+    concurrency = args.concurrency or limits.concurrency_for(images)
+    groups = list(batches(paths, images, limits.max_request_bytes))
+
+    async def main() -> Run:
+        async with httpx.AsyncClient(
+            base_url=args.url,
+            headers=_headers(args),
+            timeout=args.timeout,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        ) as client:
+            sender = Sender(client, top_k, retries=args.retries)
+            with progress(len(paths), desc, unit="img", every_s=5) as bar:
+
+                def record(records: list[Record]) -> None:
+                    on_records(records)
+                    bar.update(len(records))
+
+                run = await send_all(groups, sender, concurrency, record)
+            run.retried = sender.retried
+            return run
+
+    return asyncio.run(main())
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+
+
+def summary(run: Run, total: int) -> str:
+    lines = [
+        f"{run.answered} of {total} files classified, {sum(run.failed.values())} failed, "
+        f"in {run.seconds:.1f} s ({run.sent / max(run.seconds, 1e-9):.1f} images/s; "
+        f"{run.retried} requests retried)"
+    ]
+    for error, count in sorted(run.failed.items(), key=lambda item: -item[1])[:10]:
+        lines.append(f"  {count:>6}  {error}")
+    if run.refused:
+        lines.append(f"stopped: the service refuses every request ({run.refused})")
+    elif run.interrupted:
+        lines.append(f"stopped after {run.sent} of {total}: run again with --resume to finish")
+    return "\n".join(lines)
