@@ -10,8 +10,6 @@ from typing import TextIO
 
 from pydantic import BaseModel, ValidationError
 
-# answers that may differ if the file is sent again: the service was busy, a proxy failed
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # what the service says about an image itself (empty, not an image, corrupt, too large)
 IMAGE_ERROR_STATUSES = frozenset({400, 413, 415, 422})
 

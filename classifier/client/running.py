@@ -15,18 +15,16 @@ from .records import Record
 from .sending import DEFAULT_IMAGES_PER_REQUEST, Limits, Run, Sender, batches, send_all
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum`."""
 
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
 
-def not_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return parse
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -38,18 +36,18 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=positive,
+        type=at_least(1),
         help="requests in flight (default: sized from the service's /info)",
     )
     parser.add_argument(
         "--batch-size",
-        type=positive,
+        type=at_least(1),
         default=DEFAULT_IMAGES_PER_REQUEST,
         help="images per request: 1 sends /predict, more /predict_batch (default %(default)s, "
         "measured in BENCHMARKS.md)",
     )
     parser.add_argument(
-        "--retries", type=not_negative, default=8, help="per request when busy, %(default)s"
+        "--retries", type=at_least(0), default=8, help="per request when busy, %(default)s"
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds, %(default)s")
 

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import httpx
 
-from .records import IMAGE_ERROR_STATUSES, RETRYABLE_STATUSES, Record
+from .records import IMAGE_ERROR_STATUSES, Record
 
 DEFAULT_IMAGES_PER_REQUEST = 8  # measured by bench.bulk: about the fastest, small model or large
 MAX_WAIT_S = 60  # the longest Retry-After honoured, and the longest backoff
+# answers that may differ if the same request is sent again: the service was busy, a proxy failed
+RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 MULTIPART_OVERHEAD = 512  # bytes per file in a multipart body, besides the file itself
 
 
@@ -102,7 +104,7 @@ class Sender:
                 if status in IMAGE_ERROR_STATUSES and len(paths) > 1:
                     # refused as a whole (too large, say): each on its own gets its own answer
                     return await self._one_by_one(paths)
-                if status not in RETRYABLE_STATUSES or status == 500:
+                if status not in RETRYABLE_STATUSES:
                     return self._failed(paths, reason, status)
                 wait = retry_after(response)
             if attempt < self.retries:
