@@ -439,7 +439,8 @@ def bulk_section(result: dict | None) -> list[str]:
         "",
         "## Bulk client",
         "",
-        f"`python -m bench.bulk` ({result['machine']['date']}): `python -m classifier.client DIR "
+        f"`python -m bench.bulk` ({result['machine']['date']}, {result['machine']['cpu']}, "
+        f"{result['machine']['cores']} cores): `python -m classifier.client DIR "
         f"--output ...` classifies {result['photos']['imagenet']} phone-sized photos "
         f"({result['photos']['demo']} for the demo-sized model) "
         f"({', '.join(f'{w}x{h}' for w, h in result['photo_sizes'])}), with the service's "

@@ -10,6 +10,20 @@ from classifier.artifact import MODEL_NAME, save_model
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as error:  # a message, not a traceback, for what the user can fix
+        from train.imagenet import WeightsUnavailable
+
+        if isinstance(error, (WeightsUnavailable, ValueError, FileNotFoundError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each command's defaults are those of its config model."""
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     parser.add_argument(
         "--name", default=MODEL_NAME, help="model store name (default: %(default)s)"
@@ -35,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--max-steps", type=int, help="stop after this many steps")
 
     demo = commands.add_parser("demo", help="render shapes and train on them, fully offline")
-    demo.add_argument("--per-class", type=int, default=4000)
-    demo.add_argument("--epochs", type=int, default=3)
-    demo.add_argument("--learning-rate", "--lr", type=float, default=3e-3)
-    demo.add_argument("--batch-size", type=int, default=128)
+    demo.add_argument("--per-class", type=int, default=8400)
+    demo.add_argument("--validation-fraction", type=float, default=0.05)
+    demo.add_argument("--epochs", type=int, default=1)
+    demo.add_argument("--learning-rate", "--lr", type=float, default=2e-3)
+    demo.add_argument("--batch-size", type=int, default=64)
     demo.add_argument("--image-size", type=int, default=48)
     demo.add_argument("--render-size", type=int, default=56, help="rendered at, then resized")
     demo.add_argument(
@@ -48,16 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--max-steps", type=int, help="stop after this many steps")
     demo.add_argument("--data", type=Path, help="keep the rendered images in this folder")
 
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except Exception as error:  # a message, not a traceback, for what the user can fix
-        from train.imagenet import WeightsUnavailable
-
-        if isinstance(error, (WeightsUnavailable, ValueError, FileNotFoundError)):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+    return parser
 
 
 def _run(args: argparse.Namespace) -> int:

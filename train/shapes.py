@@ -2,20 +2,25 @@
 
 Each image is a circle, square, triangle, star or cross, drawn filled, as a thin or thick outline,
 as a wobbly pencil sketch or hatched; anywhere (partly outside the picture), any size and angle,
-on plain, gradient, noisy or cluttered backgrounds, sometimes partly hidden behind a bar, then
-scaled down with one of several filters and often JPEG-compressed. The model is measured on
-shapes drawn a second, independent way (train/field_shapes.py), never on these.
+on plain, gradient, noisy or busy backgrounds (stripes sharp or out of focus, blotches, stray
+strokes), sometimes partly hidden behind a bar, then scaled down with one of several filters and
+often JPEG-compressed. The model is measured on shapes drawn a second, independent way
+(train/field_shapes.py), never on these.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
 import random
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from classifier.progress import progress
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 STYLES = ("filled", "outline", "sketch", "striped")
@@ -108,18 +113,50 @@ def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> I
     return image
 
 
-def write_dataset(root: Path, per_class: int, styles=STYLES, size: int = 64, seed: int = 0):
-    """Write an ImageFolder tree root/<shape>/<n>.png; returns root."""
+def write_dataset(
+    root: Path,
+    per_class: int,
+    styles=STYLES,
+    size: int = 64,
+    seed: int = 0,
+    processes: int | None = None,
+):
+    """Write an ImageFolder tree root/<shape>/<n>.png, one worker process per CPU; returns root.
+
+    Each image's seed comes from (seed, shape, n) alone, so the tree is the same however many
+    processes draw it.
+    """
     root = Path(root)
+    jobs = []
     for label, shape in enumerate(SHAPES):
-        folder = root / shape
-        folder.mkdir(parents=True, exist_ok=True)
-        for n in range(per_class):
-            style = styles[n % len(styles)]
-            render(shape, style, size, seed=(seed * len(SHAPES) + label) * 1_000_003 + n).save(
-                folder / f"{n:05d}.png"
+        (root / shape).mkdir(parents=True, exist_ok=True)
+        jobs += [
+            (
+                root / shape / f"{n:05d}.png",
+                shape,
+                styles[n % len(styles)],
+                size,
+                (seed * len(SHAPES) + label) * 1_000_003 + n,
             )
+            for n in range(per_class)
+        ]
+    processes = processes or len(os.sched_getaffinity(0))
+    with progress(len(jobs), "drawing shapes", unit="image") as bar:
+        if processes == 1 or len(jobs) < 256:
+            for job in jobs:
+                _write(job)
+                bar.update()
+        else:
+            # fork: the workers need nothing but this module, and start at once
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                for _ in pool.imap_unordered(_write, jobs, chunksize=128):
+                    bar.update()
     return root
+
+
+def _write(job: tuple) -> None:
+    path, shape, style, size, seed = job
+    render(shape, style, size, seed=seed).save(path)
 
 
 def _colours(rng: random.Random, paper: bool) -> tuple[tuple, tuple]:
@@ -137,7 +174,7 @@ def _colours(rng: random.Random, paper: bool) -> tuple[tuple, tuple]:
 
 def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> Image.Image:
     kind = rng.choice(
-        ("plain", "gradient", "noise", "clutter", "clutter")
+        ("plain", "gradient", "noise", "clutter", "clutter", "clutter")
         if busy
         else ("plain", "gradient", "noise")
     )
@@ -148,18 +185,19 @@ def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> I
         base = base * (1 - ramp) + other * ramp
         if rng.random() < 0.5:
             base = base.transpose(1, 0, 2)
-    elif kind == "noise":
+    if kind == "clutter":
+        image = Image.new("RGB", (canvas, canvas), colour)
+        _clutter(image, colour, rng)
+        base = np.asarray(image, dtype=np.float32)
+    if kind == "noise":
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(5, 20), base.shape)
         base = base + noise.astype(np.float32)
-    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
-    if kind == "clutter":
-        _clutter(image, colour, rng)
-    return image
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
 
 
 def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
-    """Stripes, soft blotches and stray strokes near the background's colour: a busy scene the
-    shape must be told apart from."""
+    """Stripes (sharp, as on fabric or tiles, or out of focus), soft blotches and stray strokes
+    near the background's colour: a busy scene the shape must be told apart from."""
     canvas = image.width
     layer = Image.new("RGB", image.size, colour)
     draw = ImageDraw.Draw(layer)
@@ -167,22 +205,16 @@ def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
     def near(spread: int) -> tuple:
         return tuple(max(0, min(255, c + rng.randint(-spread, spread))) for c in colour)
 
-    for _ in range(rng.choice((0, 1, 1, 2, 3))):  # sets of parallel stripes, often crossing
-        step = rng.uniform(0.04, 0.2) * canvas
-        angle = rng.uniform(0, math.pi)
-        dx, dy = math.cos(angle) * 2 * canvas, math.sin(angle) * 2 * canvas
-        stripe = near(70)
-        for k in range(-int(2 * canvas / step), int(2 * canvas / step)):
-            ox, oy = (
-                canvas / 2 - math.sin(angle) * k * step,
-                canvas / 2 + math.cos(angle) * k * step,
-            )
-            draw.line([(ox - dx, oy - dy), (ox + dx, oy + dy)], fill=stripe, width=round(step / 2))
     for _ in range(rng.randint(2, 6)):  # blotches, blurred below
         x, y, r = rng.uniform(0, canvas), rng.uniform(0, canvas), rng.uniform(0.05, 0.25) * canvas
         draw.ellipse([x - r, y - r, x + r, y + r], fill=near(110))
+    sharp = rng.random() < 0.5
+    if not sharp:
+        _stripes(draw, canvas, near, rng)
     layer = layer.filter(ImageFilter.GaussianBlur(canvas * rng.uniform(0.02, 0.06)))
     draw = ImageDraw.Draw(layer)
+    if sharp:
+        _stripes(draw, canvas, near, rng)
     for _ in range(rng.randint(0, 4)):  # stray strokes, sharp
         start = (rng.uniform(0, canvas), rng.uniform(0, canvas))
         end = (rng.uniform(0, canvas), rng.uniform(0, canvas))
@@ -190,6 +222,21 @@ def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
             [start, end], fill=near(90), width=max(1, round(canvas * rng.uniform(0.005, 0.02)))
         )
     image.paste(layer)
+
+
+def _stripes(draw: ImageDraw.ImageDraw, canvas: int, near, rng: random.Random) -> None:
+    """Up to three sets of parallel stripes, at any angle and spacing, often crossing."""
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        step = rng.uniform(0.04, 0.2) * canvas
+        angle = rng.uniform(0, math.pi)
+        dx, dy = math.cos(angle) * 2 * canvas, math.sin(angle) * 2 * canvas
+        stripe = near(rng.choice((50, 100)))
+        for k in range(-int(2 * canvas / step), int(2 * canvas / step)):
+            ox, oy = (
+                canvas / 2 - math.sin(angle) * k * step,
+                canvas / 2 + math.cos(angle) * k * step,
+            )
+            draw.line([(ox - dx, oy - dy), (ox + dx, oy + dy)], fill=stripe, width=round(step / 2))
 
 
 def _hide_behind_a_bar(draw: ImageDraw.ImageDraw, center, radius: float, rng) -> None:

@@ -14,7 +14,8 @@ from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
 from tests import ROOT
-from train.__main__ import main
+from train.__main__ import build_parser, main
+from train.demo import DemoConfig
 from train.finetune import FinetuneConfig, finetune
 from train.shapes import SHAPES, STYLES, render, write_dataset
 
@@ -45,6 +46,15 @@ def test_dataset_is_an_image_folder_tree(tmp_path):
     root = write_dataset(tmp_path, per_class=3, size=32)
     assert sorted(p.name for p in root.iterdir()) == sorted(SHAPES)
     assert all(len(list((root / shape).glob("*.png"))) == 3 for shape in SHAPES)
+
+
+def test_the_dataset_is_the_same_however_many_processes_draw_it(tmp_path):
+    alone = write_dataset(tmp_path / "one", per_class=60, size=32, processes=1)
+    shared = write_dataset(tmp_path / "two", per_class=60, size=32, processes=2)
+    files = sorted(p.relative_to(alone) for p in alone.rglob("*.png"))
+    assert len(files) == 5 * 60
+    assert files == sorted(p.relative_to(shared) for p in shared.rglob("*.png"))
+    assert all((alone / f).read_bytes() == (shared / f).read_bytes() for f in files)
 
 
 def test_finetune_learns_and_stores_labels(tmp_path, checkpoint):
@@ -118,6 +128,16 @@ def test_a_bad_weights_file_is_a_message(tmp_path):
         "imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path
     )
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_the_command_line_defaults_are_the_configs():
+    parser = build_parser()
+    for command, config in (("finetune", FinetuneConfig), ("demo", DemoConfig)):
+        options = vars(parser.parse_args([command, "--data", "photos"]))
+        shared = set(options) & set(config.model_fields) - {"data"}
+        assert len(shared) >= 9, shared
+        for name in shared:
+            assert options[name] == config.model_fields[name].default, (command, name)
 
 
 def test_finetune_and_demo_commands(tmp_path, bentoml_home):
