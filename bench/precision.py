@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> int:
 
     results = {"random weights, 32 photographs": compare(random_model, card, pixels, precisions)}
 
-    print("training the demo model for the comparison (about 3 minutes)", flush=True)
+    print("training the demo model for the comparison (about 4 minutes)", flush=True)
     demo, demo_card, *_ = train_demo(DemoConfig())
     state = {k: v.clone() for k, v in demo.state_dict().items()}
 

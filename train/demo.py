@@ -16,14 +16,16 @@ from .shapes import write_dataset
 
 class DemoConfig(BaseModel):
     per_class: int = Field(8400, ge=4, description="Images per shape, each drawn once.")
-    validation_fraction: float = Field(0.05, gt=0, lt=1)
+    validation_fraction: float = Field(
+        0.05, gt=0, lt=1, description="Held out for the validation figure on the card."
+    )
     field_per_class: int = Field(
         100, ge=1, description="Shapes per class from the second renderer, to measure on."
     )
     render_size: int = Field(56, ge=32, description="Rendered this large; the model resizes.")
     image_size: int = Field(48, ge=32)
-    # one pass over many unique images generalises better than several over fewer, and 64 images
-    # a step better than 32 or 128 in the same time (docs/demo-model.md)
+    # one pass over many images rather than several over fewer, 64 a step: the best measured in
+    # four minutes, though by less than training seeds differ (docs/demo-model.md)
     epochs: int = Field(1, ge=1)
     learning_rate: float = 2e-3
     batch_size: int = 64

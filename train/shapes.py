@@ -15,6 +15,8 @@ import math
 import multiprocessing
 import os
 import random
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -142,16 +144,26 @@ def write_dataset(
         ]
     processes = processes or len(os.sched_getaffinity(0))
     with progress(len(jobs), "drawing shapes", unit="image") as bar:
-        if processes == 1 or len(jobs) < 256:
+        if processes == 1 or len(jobs) < 2 * _CHUNK:  # fewer than two chunks: not worth a pool
             for job in jobs:
                 _write(job)
                 bar.update()
         else:
-            # fork: the workers need nothing but this module, and start at once
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                for _ in pool.imap_unordered(_write, jobs, chunksize=128):
+            with ProcessPoolExecutor(processes, mp_context=_drawing_context()) as pool:
+                for _ in pool.map(_write, jobs, chunksize=_CHUNK):
                     bar.update()
     return root
+
+
+_CHUNK = 128  # images a worker draws per task: enough to make passing them around negligible
+
+
+def _drawing_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a fresh server process that has imported only this module: not from
+    the caller, whose threads (torch's, a progress bar's) a fork would copy mid-flight."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _write(job: tuple) -> None:
@@ -185,14 +197,13 @@ def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> I
         base = base * (1 - ramp) + other * ramp
         if rng.random() < 0.5:
             base = base.transpose(1, 0, 2)
-    if kind == "clutter":
-        image = Image.new("RGB", (canvas, canvas), colour)
-        _clutter(image, colour, rng)
-        base = np.asarray(image, dtype=np.float32)
-    if kind == "noise":
+    elif kind == "noise":
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(5, 20), base.shape)
         base = base + noise.astype(np.float32)
-    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+    if kind == "clutter":
+        _clutter(image, colour, rng)
+    return image
 
 
 def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
@@ -224,7 +235,9 @@ def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:
     image.paste(layer)
 
 
-def _stripes(draw: ImageDraw.ImageDraw, canvas: int, near, rng: random.Random) -> None:
+def _stripes(
+    draw: ImageDraw.ImageDraw, canvas: int, near: Callable[[int], tuple], rng: random.Random
+) -> None:
     """Up to three sets of parallel stripes, at any angle and spacing, often crossing."""
     for _ in range(rng.choice((1, 1, 2, 3))):
         step = rng.uniform(0.04, 0.2) * canvas

@@ -134,6 +134,8 @@ def test_the_command_line_defaults_are_the_configs():
     parser = build_parser()
     for command, config in (("finetune", FinetuneConfig), ("demo", DemoConfig)):
         options = vars(parser.parse_args([command, "--data", "photos"]))
+        # an option its config lacks would be dropped without a word
+        assert set(options) - {"command", "name"} <= set(config.model_fields), command
         shared = set(options) & set(config.model_fields) - {"data"}
         assert len(shared) >= 9, shared
         for name in shared:
