@@ -3,10 +3,10 @@
 Classifies a folder of phone-sized photos with `python -m classifier.client DIR --output ...`
 at 1, 2, 4, 8 and 16 images per request (1 sends /predict, more /predict_batch), against the
 service with its default settings serving two models: the ImageNet-sized one (224x224, where the
-model's time dominates; 320 photos) and one sized like the demo model (48x48, where HTTP's
-does; 960 photos, so that each run lasts a few seconds). Each
-setting runs twice, in opposite orders, and the figures are ratios to one image per request in
-the same run. Writes bench/bulk.json and re-renders BENCHMARKS.md.
+model's time dominates; 320 photos) and one sized like the demo model (48x48, where HTTP's does;
+960 photos, so that each run lasts a few seconds). Each setting runs twice, in opposite orders,
+and the figures are ratios to one image per request in the same run. Writes bench/bulk.json and
+re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -118,9 +118,8 @@ def measure(args: argparse.Namespace) -> int:
         model.load_state_dict(state)
         return model
 
-    styles = STYLES
     shapes = [
-        render(shape, styles[n % len(styles)], 128, seed=50_000 + 100 * i + n)
+        render(shape, STYLES[n % len(STYLES)], 128, seed=50_000 + 100 * i + n)
         for i, shape in enumerate(SHAPES)
         for n in range(20)
     ]
