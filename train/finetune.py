@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, Field
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Sampler, Subset
 from torchvision import datasets
 from torchvision.models import ResNet50_Weights
 from torchvision.transforms import v2
@@ -31,6 +32,9 @@ class FinetuneConfig(BaseModel):
     data: Path
     epochs: int = Field(3, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
+    warmup_fraction: float = Field(
+        0.15, gt=0, lt=1, description="The share of steps the learning rate rises for."
+    )
     batch_size: int = Field(32, ge=2)
     freeze_backbone: bool = True
     image_size: int = Field(224, ge=32)
@@ -49,8 +53,14 @@ class TrainingResult(BaseModel):
     seconds: float
 
 
-def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResult]:
-    """Train a ResNet50 on `config.data` and return it with its card."""
+def finetune(
+    config: FinetuneConfig, start_with: Collection[Path] = ()
+) -> tuple[nn.Module, ModelCard, TrainingResult]:
+    """Train a ResNet50 on `config.data` and return it with its card.
+
+    `start_with`: images of `config.data` to train on before all the others (a curriculum, such
+    as the demo's clean shapes), in random order; the rest follow in random order.
+    """
     started = time.perf_counter()
     _seed_everything(config.seed)
     recipe = ResNet50_Weights.IMAGENET1K_V2
@@ -67,10 +77,14 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
     held = max(1, round(len(order) * config.validation_fraction))
     if len(order) - held < 2:
         raise ValueError(f"{config.data} has too few images to train on ({len(order)})")
+    first = {Path(path) for path in start_with}
     train_loader = DataLoader(
-        Subset(train_set, order[held:].tolist()),
+        train_set,
         min(config.batch_size, len(order) - held),
-        shuffle=True,
+        sampler=CurriculumSampler(
+            order[held:].tolist(),
+            first=[i for i, (path, _) in enumerate(train_set.samples) if Path(path) in first],
+        ),
         drop_last=True,  # a last batch of one breaks BatchNorm
     )
     validation_loader = DataLoader(Subset(validation_set, order[:held].tolist()), 64)
@@ -83,7 +97,10 @@ def finetune(config: FinetuneConfig) -> tuple[nn.Module, ModelCard, TrainingResu
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.learning_rate, total_steps=max(total_steps, 1), pct_start=0.15
+        optimizer,
+        config.learning_rate,
+        total_steps=max(total_steps, 1),
+        pct_start=config.warmup_fraction,
     )
     autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16())
     model = model.to(memory_format=torch.channels_last)
@@ -140,6 +157,24 @@ def evaluate(model: nn.Module, loader: DataLoader) -> float:
             correct += (model(images).argmax(1) == targets).sum().item()
             total += len(targets)
     return correct / max(total, 1)
+
+
+class CurriculumSampler(Sampler[int]):
+    """A new random order each epoch; in the first, the indices in `first` come before the rest."""
+
+    def __init__(self, indices: list[int], first: Collection[int] = ()):
+        self.indices, self.first, self.epoch = indices, set(first), 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        order = [self.indices[i] for i in torch.randperm(len(self.indices)).tolist()]
+        if self.epoch == 0:
+            # a stable sort: the first part and the rest each keep their random order
+            order.sort(key=lambda index: index not in self.first)
+        self.epoch += 1
+        return iter(order)
 
 
 def _starting_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, str | None]:

@@ -67,9 +67,7 @@ def outline(shape: str, center: tuple[float, float], radius: float, angle: float
 def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> Image.Image:
     """One RGB image of `shape` drawn in `style`, with random colours, size, place and angle."""
     rng = random.Random(seed)
-    # a third are clean (whole, unhidden, uncompressed, no clutter): clear examples to learn the
-    # shapes from while the others teach what does not matter
-    clean = rng.random() < CLEAN_FRACTION
+    clean = _draws_clean(rng)
     canvas = size * rng.choice((2, 3, 4))  # drawn larger, then scaled down
     background, ink = _colours(rng, paper=style == "sketch")
     image = _background(canvas, background, rng, busy=not clean)
@@ -115,6 +113,17 @@ def render(shape: str, style: str, size: int = 64, seed: int | None = None) -> I
     return image
 
 
+def is_clean(seed: int) -> bool:
+    """Whether `render(..., seed=seed)` draws a clean image, without drawing it."""
+    return _draws_clean(random.Random(seed))
+
+
+def _draws_clean(rng: random.Random) -> bool:
+    # a third are clean (whole, unhidden, uncompressed, no clutter): clear examples to learn the
+    # shapes from while the others teach what does not matter
+    return rng.random() < CLEAN_FRACTION
+
+
 def write_dataset(
     root: Path,
     per_class: int,
@@ -138,7 +147,7 @@ def write_dataset(
                 shape,
                 styles[n % len(styles)],
                 size,
-                (seed * len(SHAPES) + label) * 1_000_003 + n,
+                _image_seed(seed, label, n),
             )
             for n in range(per_class)
         ]
@@ -153,6 +162,20 @@ def write_dataset(
                 for _ in pool.map(_write, jobs, chunksize=_CHUNK):
                     bar.update()
     return root
+
+
+def clean_images(root: Path, seed: int = 0) -> list[Path]:
+    """The clean images of a tree that `write_dataset(root, ..., seed=seed)` wrote."""
+    return [
+        path
+        for label, shape in enumerate(SHAPES)
+        for path in sorted(Path(root, shape).glob("*.png"))
+        if is_clean(_image_seed(seed, label, int(path.stem)))
+    ]
+
+
+def _image_seed(seed: int, label: int, n: int) -> int:
+    return (seed * len(SHAPES) + label) * 1_000_003 + n
 
 
 _CHUNK = 128  # images a worker draws per task: enough to make passing them around negligible

@@ -16,8 +16,8 @@ from classifier.artifact import build_model, load_model, sha256_of
 from tests import ROOT
 from train.__main__ import build_parser, main
 from train.demo import DemoConfig
-from train.finetune import FinetuneConfig, finetune
-from train.shapes import SHAPES, STYLES, render, write_dataset
+from train.finetune import CurriculumSampler, FinetuneConfig, finetune
+from train.shapes import SHAPES, STYLES, clean_images, render, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,32 @@ def test_the_dataset_is_the_same_however_many_processes_draw_it(tmp_path):
     assert len(files) == 5 * 60
     assert files == sorted(p.relative_to(shared) for p in shared.rglob("*.png"))
     assert all((alone / f).read_bytes() == (shared / f).read_bytes() for f in files)
+
+
+def test_the_clean_images_are_a_third_of_the_tree_and_known_without_drawing_them(tmp_path):
+    root = write_dataset(tmp_path / "seed 0", per_class=60, size=32, processes=1)
+    clean = clean_images(root)
+    assert set(clean) <= set(root.rglob("*.png"))
+    assert 0.25 < len(clean) / (5 * 60) < 0.45  # CLEAN_FRACTION is 0.35
+    assert {path.parent.name for path in clean} == set(SHAPES)
+    # another seed draws other images, so other ones are clean
+    other = write_dataset(tmp_path / "seed 1", per_class=60, size=32, seed=1, processes=1)
+    assert {p.relative_to(other) for p in clean_images(other, seed=1)} != {
+        p.relative_to(root) for p in clean
+    }
+
+
+def test_the_curriculum_starts_with_its_images_then_shuffles_everything():
+    sampler = CurriculumSampler(
+        list(range(10, 110)), first=[12, 50, 51, 99, 5]
+    )  # 5: not trained on
+    torch.manual_seed(0)
+    first_epoch, second_epoch = list(sampler), list(sampler)
+    assert sorted(first_epoch) == sorted(second_epoch) == list(range(10, 110))
+    assert set(first_epoch[:4]) == {12, 50, 51, 99}
+    assert set(second_epoch[:4]) != {12, 50, 51, 99}
+    rest = first_epoch[4:]
+    assert rest != sorted(rest)  # shuffled, not in file order
 
 
 def test_finetune_learns_and_stores_labels(tmp_path, checkpoint):
