@@ -27,7 +27,7 @@ class DemoConfig(BaseModel):
     # one pass over many images rather than several over fewer, 64 a step: the best measured in
     # four minutes, though by less than training seeds differ (docs/demo-model.md)
     epochs: int = Field(1, ge=1)
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     warmup_fraction: float = Field(0.05, gt=0, lt=1)
     batch_size: int = 64
     seed: int = 0
