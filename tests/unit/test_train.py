@@ -180,3 +180,4 @@ def test_finetune_and_demo_commands(tmp_path, bentoml_home):
     assert card["weights_source"] == "demo" and card["labels"] == sorted(SHAPES)
     assert 0 <= card["training"]["field_shapes_accuracy"] <= 1
     assert card["training"]["field_shapes"] == {"per_class": 2, "size": 64, "seed": 1}
+    assert 0 < card["training"]["clean_shapes_first"] < 5 * 6
