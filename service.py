@@ -1,38 +1,41 @@
 """ImageClassifier: a ResNet50 from the BentoML model store behind HTTP, with adaptive batching.
 
-Each upload is received in full and parsed strictly (`classifier.http`), then decoded,
-validated, resized and cropped on its own in a worker thread, and only then joins a batch, so
-one bad upload never fails the requests batched with it. The batch forms in process
-(CLASSIFIER_BATCHING=continuous, the default) or in the ImageModel service, which BentoML's
-adaptive batcher feeds (bentoml).
+Each upload is received in full and parsed strictly (`classifier.http`), then prepared on its
+own in a worker thread, and only then joins a batch, so one bad upload never fails the requests
+batched with it. The batch forms in process (CLASSIFIER_BATCHING=continuous, the default) or in
+the ImageModel service, which BentoML's adaptive batcher feeds (bentoml).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import time
-from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException
 from fastapi import FastAPI
 
 from classifier.errors import ClientError, InvalidImage
 from classifier.http import install_http_layer
 from classifier.http.errors import error_response
-from classifier.http.requests import Base64Body, ClassifyBody, PredictBatchForm, PredictForm
+from classifier.http.requests import (
+    Base64Body,
+    ClassifyBody,
+    ExplainForm,
+    PredictBatchForm,
+    PredictForm,
+)
 from classifier.http.shutdown import refuse_new_connections_on_sigterm
 from classifier.http.timing import Timing
 from classifier.http.web import web_app
-from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, top_k
+from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, explained_prediction
 from classifier.ingest import decode_base64
+from classifier.preparing import PreparePool
 from classifier.schemas import (
     BatchItem,
     BatchResponse,
     Classified,
+    ExplainResponse,
+    Explanation,
     ModelInfo,
     PredictResponse,
     PreparedImage,
@@ -40,12 +43,13 @@ from classifier.schemas import (
 )
 from classifier.served_model import (
     BatchedModel,
+    ModelService,
     ServedModel,
     check_stored_model,
     model_tag,
-    stored_card,
 )
 from classifier.settings import settings_and_key_or_exit
+from classifier.slots import Slots
 
 settings, API_KEY = settings_and_key_or_exit()
 MODEL_SERVICE = settings.batching == "bentoml"
@@ -81,6 +85,11 @@ class ImageModel:
         return self.served.probabilities(pixels)
 
     @bentoml.api
+    def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+        """(crop, crop, 3) uint8 RGB pixels: where the model looked for class `index`."""
+        return self.served.explain(pixels, index)
+
+    @bentoml.api
     def describe(self) -> ModelInfo:
         return self.served.describe(settings)
 
@@ -105,17 +114,14 @@ class ImageClassifier:
         model_service = bentoml.depends(ImageModel)
 
     def __init__(self) -> None:
-        self.batched = None
+        # where images go to be classified and explained
         if MODEL_SERVICE:
-            self.tag, self.card = stored_card(model_tag(ImageClassifier))
+            self.backend = ModelService(self.model_service, model_tag(ImageClassifier))
         else:  # torch runs on the batcher's thread only: see BatchedModel
-            self.batched = BatchedModel(model_tag(ImageClassifier), settings)
-            self.tag, self.card = self.batched.model.tag, self.batched.model.card
-        # Decoding more images at once than there are cores only slows the model down;
-        # uploads wait their turn here instead.
-        self.prepare_pool = ThreadPoolExecutor(
-            settings.prepare_threads or len(os.sched_getaffinity(0)), thread_name_prefix="prepare"
-        )
+            self.backend = BatchedModel(model_tag(ImageClassifier), settings)
+        self.tag, self.card = self.backend.tag, self.backend.card
+        self.preparing = PreparePool(self.card.preprocessing, settings)
+        self.explanations = Slots(settings.max_explanations, "explanations")
         refuse_new_connections_on_sigterm()  # after uvicorn's own handler, which it then calls
 
     @bentoml.on_deployment
@@ -127,9 +133,8 @@ class ImageClassifier:
     @bentoml.on_shutdown
     def stop(self) -> None:
         """After the server has answered every request it accepted (SIGTERM)."""
-        if self.batched is not None:
-            self.batched.batcher.close(timeout=5)
-        self.prepare_pool.shutdown(wait=False, cancel_futures=True)
+        self.backend.close()
+        self.preparing.close()
 
     @bentoml.api(input_spec=PredictForm)
     async def predict(
@@ -142,6 +147,28 @@ class ImageClassifier:
         except ClientError as error:
             return error_response(error, ctx)
         return PredictResponse(model=self.tag, predictions=result.predictions)
+
+    @bentoml.api(input_spec=ExplainForm)
+    async def explain(
+        self, image: bytes, label: str | None, top_k: int | None, ctx: bentoml.Context
+    ) -> ExplainResponse:
+        """Classify one uploaded image and show where the model looked for `label` (by default
+        the top one): a heatmap over the image, and the attributions it was drawn from."""
+        try:
+            with self.explanations.take():  # gradients are costly: a few at a time
+                k = self._top_k(top_k)
+                pixels = await self.preparing.prepare(lambda: image, {})
+                every = await self.backend.answer(pixels, self.card.num_classes, {})
+                explained = explained_prediction(every.predictions, label)
+                explanation = await self.backend.explain(pixels, explained.index)
+        except ClientError as error:
+            return error_response(error, ctx)
+        return ExplainResponse(
+            model=self.tag,
+            predictions=every.predictions[:k],
+            explained=explained,
+            explanation=explanation,
+        )
 
     @bentoml.api(input_spec=PredictBatchForm)
     async def predict_batch(
@@ -188,7 +215,7 @@ class ImageClassifier:
                     error=f"pixels must be {size}x{size}x3 = {expected} bytes", status=422
                 )
             pixels = np.frombuffer(image.pixels, np.uint8).reshape(size, size, 3)
-            return await self._classify(pixels, image.top_k, {})
+            return await self.backend.answer(pixels, image.top_k, {})
 
         try:
             return list(await asyncio.gather(*(answer(image) for image in images)))
@@ -196,45 +223,18 @@ class ImageClassifier:
             return error_response(error, ctx)
 
     def describe(self) -> ModelInfo:
-        if MODEL_SERVICE:
-            return ModelInfo.model_validate(self.model_service.describe())
-        return self.batched.model.describe(settings)
+        return self.backend.describe(settings)
 
     def _top_k(self, k: int | None) -> int:
         return checked_top_k(k, self.card.num_classes, settings.default_top_k)
 
     async def _answer(self, read, k: int, timing: Timing) -> Classified:
-        """Bytes from `read()` to an answer: prepared in the decode pool, then batched."""
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        pixels = await loop.run_in_executor(self.prepare_pool, lambda: self._prepare(read()))
-        timing.add("prepare", time.perf_counter() - started)
+        """Bytes from `read()` to an answer: prepared in the pool, then batched."""
         phases: dict[str, float] = {}
-        answer = await self._classify(pixels, k, phases)
+        answer = await self.backend.answer(await self.preparing.prepare(read, phases), k, phases)
         for name, seconds in phases.items():
             timing.add(name, seconds)
         return answer
-
-    def _prepare(self, data: bytes) -> np.ndarray:
-        """In a worker thread: bytes to validated, resized, cropped pixels (admission bounds
-        every body, so every image in it)."""
-        return self.card.preprocessing.prepare_bytes(
-            data, max_pixels=settings.max_image_pixels, fast_jpeg=settings.fast_jpeg_decode
-        )
-
-    async def _classify(self, pixels: np.ndarray, k: int, phases: dict) -> Classified:
-        """One image's pixels through the model, batched with whatever else is waiting."""
-        if not MODEL_SERVICE:
-            return await self.batched.answer(pixels, k, phases)
-        started = time.perf_counter()
-        try:
-            [probabilities] = await self.model_service.to_async.probabilities(pixels[np.newaxis])
-        except BentoMLException as error:  # its batcher's queue is longer than max_latency_ms
-            if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
-                raise
-            raise ClientError("the service is overloaded; retry shortly", 503, 1) from None
-        phases["batch"] = time.perf_counter() - started
-        return Classified(predictions=top_k(probabilities, self.card.labels, k))
 
 
 @info_app.get("/info", response_model=ModelInfo, tags=["Service APIs"])

@@ -65,6 +65,7 @@ class Batcher(Generic[Item, Result]):
     `on_batch(size, queue_seconds, run_seconds)` is called after each batch (for metrics).
     `take(queued)`, if given, says how many of the queued items make the next batch (at least
     one, at most `max_batch_size`): a compiled model prefers sizes it was compiled for.
+    `when_idle(work)` runs other model work on the same thread, in the batches' spare time.
     """
 
     def __init__(
@@ -87,6 +88,8 @@ class Batcher(Generic[Item, Result]):
         self._ready = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
+        self._idle_work: collections.deque[tuple[_Job, float]] = collections.deque()
+        self._last_arrival = 0.0  # when the latest item was queued (perf_counter)
         self._setup_error: BaseException | None = None
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -103,6 +106,39 @@ class Batcher(Generic[Item, Result]):
         [job] = self._enqueue([_Job(item, loop.create_future(), loop, time.perf_counter(), timing)])
         return await job.future
 
+    async def when_idle(
+        self, work: Callable[[], Result], *, quiet_s: float, wait_s: float
+    ) -> Result:
+        """`work()`'s result, run on the batcher's thread once no item has been queued for
+        `quiet_s` seconds, so that it never holds up a batch that was waiting; refused with
+        a 503 if that moment does not come within `wait_s` seconds.
+
+        The quiet spell matters under load: between one batch and the next the queue is empty
+        for as long as the answers take to come back as new requests.
+        """
+        loop = asyncio.get_running_loop()
+        job = _Job(work, loop.create_future(), loop, time.perf_counter(), None)
+        entry = (job, quiet_s)
+        with self._ready:
+            if self._closed:
+                raise ClientError("the service is shutting down", 503, 1)
+            self._idle_work.append(entry)
+            self._ready.notify()
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), wait_s)
+        except (TimeoutError, asyncio.CancelledError) as error:
+            with self._ready:
+                started = all(waiting is not entry for waiting in self._idle_work)
+                if not started:
+                    self._idle_work.remove(entry)
+            if started and isinstance(error, TimeoutError):
+                return await job.future  # it began just now: its answer is on the way
+            job.future.cancel()
+            if isinstance(error, TimeoutError):
+                busy = f"the model has been busy with batches for {wait_s:g} s"
+                raise ClientError(f"{busy}; retry shortly", 503, max(1, round(wait_s))) from None
+            raise
+
     def run(self, items: Sequence[Item]) -> list[Result]:
         """From a thread that is not an event loop: `items`' results, batched like the rest."""
         now = time.perf_counter()
@@ -116,6 +152,7 @@ class Batcher(Generic[Item, Result]):
             if len(self._queue) + len(jobs) > self.max_queue:
                 raise Overloaded(self.retry_after())
             self._queue.extend(jobs)
+            self._last_arrival = time.perf_counter()
             self._ready.notify()
         return jobs
 
@@ -140,18 +177,45 @@ class Batcher(Generic[Item, Result]):
         finally:
             ready.set()
         while True:
+            idle_job = None
             with self._ready:
-                while not self._queue and not self._closed:
-                    self._ready.wait()
-                if not self._queue:  # closed and drained
-                    return
-                count = min(len(self._queue), self.max_batch_size)
-                if self.take is not None:
-                    count = max(1, min(self.take(len(self._queue)), count))
-                jobs = [self._queue.popleft() for _ in range(count)]
+                while not self._queue:
+                    idle_job, wait = self._idle_job()
+                    if idle_job is not None or (self._closed and not self._idle_work):
+                        break
+                    self._ready.wait(wait)
+                if idle_job is None:
+                    if not self._queue:  # closed and drained
+                        return
+                    count = min(len(self._queue), self.max_batch_size)
+                    if self.take is not None:
+                        count = max(1, min(self.take(len(self._queue)), count))
+                    jobs = [self._queue.popleft() for _ in range(count)]
+            if idle_job is not None:
+                self._run_idle(idle_job)
+                continue
             jobs = [job for job in jobs if not job.future.cancelled()]  # caller went away
             if jobs:
                 self._run(jobs)
+
+    def _idle_job(self) -> tuple[_Job | None, float | None]:
+        """With the lock held and no batch waiting: the idle work to run now, if its quiet spell
+        has passed, else how long to wait before looking again (None: until notified)."""
+        if not self._idle_work:
+            return None, None
+        job, quiet_s = self._idle_work[0]
+        quiet_for = time.perf_counter() - self._last_arrival
+        if quiet_for >= quiet_s or self._closed:
+            self._idle_work.popleft()
+            return job, None
+        return None, quiet_s - quiet_for
+
+    def _run_idle(self, job: _Job) -> None:
+        try:
+            result, error = job.item(), None
+        except Exception as exception:  # the caller's to see, as with a batch
+            result, error = None, exception
+        job.settle(result, error)
 
     def _run(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()

@@ -232,3 +232,16 @@ def checked_top_k(k: int | None, num_classes: int, default: int) -> int:
     if k > num_classes:
         raise ClientError(f"top_k is {k}, but the model has only {num_classes} labels")
     return k
+
+
+def explained_prediction(predictions: list[Prediction], label: str | None) -> Prediction:
+    """The prediction to explain among every class's: `label`'s, else the top one; a label the
+    model does not have is the client's to fix."""
+    if label is None:
+        return predictions[0]
+    for prediction in predictions:
+        if prediction.label == label:
+            return prediction
+    raise ClientError(
+        f"label {label!r} is not one of the model's {len(predictions)} labels (see /info)"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from .preprocess import Preprocessing
@@ -63,6 +65,51 @@ class BatchResponse(BaseModel):
 
     model: str
     results: list[BatchItem] = Field(description="One entry per image, in input order.")
+
+
+class Explanation(BaseModel):
+    """Where the model looked for one label."""
+
+    method: Literal["grad-cam", "integrated-gradients"] = Field(
+        description="grad-cam (Captum's LayerGradCam on the last convolutional stage) where that "
+        "stage is at least 7x7, else integrated-gradients (pixel-level, from a blurred copy)."
+    )
+    layer: str | None = Field(description="The layer Grad-CAM read; null for pixel-level methods.")
+    description: str = Field(examples=["Grad-CAM on layer4 (7x7)"])
+    heatmap_png: str = Field(
+        description="Base64 PNG: the attributions in colour over the image as the model saw it "
+        "(resized and centre-cropped), brighter and more opaque where they are higher."
+    )
+    attributions: list[list[float]] = Field(
+        description="The raw grid, row by row from the top of the cropped image: non-negative, "
+        "highest 1 (all 0 if nothing counted). Grad-CAM's is the stage's size (7x7 at 224 "
+        "pixels); integrated gradients' is one value per pixel."
+    )
+
+
+class ExplainResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "model": "resnet50:abc",
+                "predictions": PREDICTIONS_EXAMPLE,
+                "explained": PREDICTIONS_EXAMPLE[0],
+                "explanation": {
+                    "method": "grad-cam",
+                    "layer": "layer4",
+                    "description": "Grad-CAM on layer4 (7x7)",
+                    "heatmap_png": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8A"
+                    "AAAMBAQDJ/pLvAAAAAElFTkSuQmCC",
+                    "attributions": [[0.0, 0.25], [0.5, 1.0]],
+                },
+            }
+        }
+    )
+
+    model: str = Field(description="Tag of the model that answered.", examples=["resnet50:abc"])
+    predictions: list[Prediction] = Field(description="Highest score first, as /predict answers.")
+    explained: Prediction = Field(description="The label explained: `label`, else the top one.")
+    explanation: Explanation
 
 
 class ErrorResponse(BaseModel):

@@ -2,21 +2,32 @@
 
 model = ServedModel.load("resnet50:abc", settings)  # checked, placed, compiled, warmed up
 model.answer([(pixels, 5), ...])                    # one answer per image, in order
+model.explain(pixels, index=3)                      # where it looked for label 3
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
+from http import HTTPStatus
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 
 from .artifact import ModelCard, ModelIntegrityError, load_model
 from .batching import Batcher
+from .errors import ClientError
+from .explanation import Explainer
+from .heatmap import overlay_png
 from .inference import Predictor, top_k
-from .schemas import Classified, ModelInfo
+from .schemas import Classified, Explanation, ModelInfo
 from .settings import Settings, get_settings
+
+# An explanation starts once no image has been queued for the model for this long: between
+# batches under load the queue is empty only while answers travel back as new requests
+EXPLAIN_QUIET_S = 0.05
 
 BATCH_SIZE = bentoml.metrics.Histogram(
     name="classifier_batch_size",
@@ -30,6 +41,10 @@ QUEUE_SECONDS = bentoml.metrics.Histogram(
 MODEL_SECONDS = bentoml.metrics.Histogram(
     name="classifier_model_seconds",
     documentation="Time of one model call (a whole batch)",
+)
+EXPLAIN_SECONDS = bentoml.metrics.Histogram(
+    name="classifier_explain_seconds",
+    documentation="Time the model took for one explanation (gradients, heatmap)",
 )
 
 
@@ -73,6 +88,7 @@ class ServedModel:
         self.tag = tag
         self.card = card
         self.predictor = predictor
+        self.explainer = Explainer(predictor.model, card)
         # one model call at a time, whoever calls (the batcher's thread, BentoML's batcher)
         self.lock = threading.Lock()
 
@@ -103,6 +119,21 @@ class ServedModel:
             Classified(predictions=top_k(row, self.card.labels, k))
             for row, (_, k) in zip(probabilities, batch)
         ]
+
+    def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+        """Where the model looked for class `index` in (crop, crop, 3) uint8 `pixels`."""
+        with self.lock:
+            started = time.perf_counter()
+            attribution = self.explainer.explain(pixels, index)
+            png = overlay_png(pixels, attribution.grid)
+            EXPLAIN_SECONDS.observe(time.perf_counter() - started)
+        return Explanation(
+            method=attribution.method,
+            layer=attribution.layer,
+            description=self.explainer.describe(),
+            heatmap_png=base64.b64encode(png).decode("ascii"),
+            attributions=np.round(attribution.grid.astype(np.float64), 4).tolist(),
+        )
 
     def describe(self, settings: Settings) -> ModelInfo:
         card = self.card
@@ -140,6 +171,8 @@ class BatchedModel:
     run on the batcher's own thread only, and started once it is ready to answer."""
 
     def __init__(self, tag: str, settings: Settings) -> None:
+        self.explain_wait_s = settings.explain_wait_s
+
         def load() -> None:
             self.model = ServedModel.load(tag, settings)
 
@@ -153,7 +186,66 @@ class BatchedModel:
             name="model",
         )
 
+    @property
+    def tag(self) -> str:
+        return self.model.tag
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
     async def answer(self, pixels: np.ndarray, k: int, phases: dict[str, float]) -> Classified:
         """One image's top `k`, batched with whatever else is queued; its wait and model time
         go in `phases`."""
         return await self.batcher.submit((pixels, k), phases)
+
+    async def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+        """`ServedModel.explain` on the model's thread, in the batches' spare time only: it
+        waits for a quiet moment, and gets a 503 if none comes within `explain_wait_s`."""
+        return await self.batcher.when_idle(
+            lambda: self.model.explain(pixels, index),
+            quiet_s=EXPLAIN_QUIET_S,
+            wait_s=self.explain_wait_s,
+        )
+
+    def describe(self, settings: Settings) -> ModelInfo:
+        return self.model.describe(settings)
+
+    def close(self) -> None:
+        self.batcher.close(timeout=5)
+
+
+class ModelService:
+    """The ImageModel service (CLASSIFIER_BATCHING=bentoml) through `bentoml.depends`, answering
+    as BatchedModel does; its explanations take turns with the batches."""
+
+    def __init__(self, service, tag: str) -> None:
+        self.service = service
+        self.tag, self.card = stored_card(tag)
+
+    async def answer(self, pixels: np.ndarray, k: int, phases: dict[str, float]) -> Classified:
+        started = time.perf_counter()
+        [probabilities] = await _refused_as_busy(
+            self.service.to_async.probabilities(pixels[np.newaxis])
+        )
+        phases["batch"] = time.perf_counter() - started
+        return Classified(predictions=top_k(probabilities, self.card.labels, k))
+
+    async def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+        answer = await _refused_as_busy(self.service.to_async.explain(pixels, index))
+        return Explanation.model_validate(answer)
+
+    def describe(self, settings: Settings) -> ModelInfo:
+        return ModelInfo.model_validate(self.service.describe())
+
+    def close(self) -> None:
+        pass
+
+
+async def _refused_as_busy(call):
+    try:
+        return await call
+    except BentoMLException as error:  # its batcher's queue is longer than max_latency_ms
+        if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
+            raise
+        raise ClientError("the service is overloaded; retry shortly", 503, 1) from None

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     body_min_rate: int = Field(
         1000, ge=1, description="Bytes per second a body must keep arriving at: body_timeout_s."
     )
+    max_explanations: int = Field(
+        2,
+        ge=1,
+        description="Explanations (/explain) each worker handles at once, running or waiting "
+        "for the model; more get 503 at once, with Retry-After.",
+    )
+    explain_wait_s: float = Field(
+        10,
+        gt=0,
+        description="Predictions come first: an explanation runs only once no image has been "
+        "waiting for the model for 50 ms, and gets 503, with Retry-After, if that moment does not "
+        "come within this time (continuous batching).",
+    )
     request_timeout_s: float = Field(
         60, gt=0, description="A request not answered in this time gets 504 (BentoML's timeout)."
     )

@@ -34,6 +34,19 @@ class PredictForm(StrictForm):
     top_k: TopK = None
 
 
+class ExplainForm(StrictForm):
+    max_files: ClassVar[int] = settings.max_batch_images  # as /predict's
+
+    image: ImageFile
+    label: str | None = Field(
+        None,
+        max_length=200,
+        description="The label to explain, one of /info's `labels`; by default the top one.",
+        examples=["star"],
+    )
+    top_k: TopK = None
+
+
 class PredictBatchForm(StrictForm):
     max_files: ClassVar[int] = settings.max_batch_images
 
@@ -56,5 +69,6 @@ class ClassifyBody(StrictJSON):
 
 
 REQUEST_MODELS = {
-    model.__name__ for model in (PredictForm, PredictBatchForm, Base64Body, ClassifyBody)
+    model.__name__
+    for model in (PredictForm, ExplainForm, PredictBatchForm, Base64Body, ClassifyBody)
 }
