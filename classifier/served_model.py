@@ -161,6 +161,7 @@ class ServedModel:
                 "max_top_k": settings.max_top_k,
                 "max_concurrency": settings.max_concurrency,
                 "max_receiving": settings.max_receiving,
+                "max_explanations": settings.max_explanations,
                 "request_timeout_s": settings.request_timeout_s,
             },
         )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def photo(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:
@@ -38,6 +39,38 @@ def jpeg(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:
 
 def png(seed: int = 0, size: tuple[int, int] = (320, 240)) -> bytes:
     return encode(photo(seed, size), "PNG")
+
+
+def shape_in_corner(shape: str, corner: int, size: int = 240, side: int = 100) -> Image.Image:
+    """One filled shape (a demo label) in corner 0-3 (clockwise from the top left) of an
+    otherwise empty white canvas."""
+    left = 12 if corner in (0, 3) else size - 12 - side
+    top = 12 if corner in (0, 1) else size - 12 - side
+    centre_x, centre_y, radius = left + side / 2, top + side / 2, side / 2
+    image = Image.new("RGB", (size, size), "white")
+    draw, colour = ImageDraw.Draw(image), (30, 60, 200)
+    if shape == "circle":
+        draw.ellipse([left, top, left + side, top + side], fill=colour)
+    elif shape == "square":
+        draw.rectangle([left + 10, top + 10, left + side - 10, top + side - 10], fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(centre_x, top), (left, top + side), (left + side, top + side)], fill=colour)
+    elif shape == "cross":
+        arm = side / 6
+        draw.rectangle([centre_x - arm, top, centre_x + arm, top + side], fill=colour)
+        draw.rectangle([left, centre_y - arm, left + side, centre_y + arm], fill=colour)
+    elif shape == "star":
+        points = [
+            (
+                centre_x + (radius if i % 2 == 0 else radius * 0.4) * math.sin(i * math.pi / 5),
+                centre_y - (radius if i % 2 == 0 else radius * 0.4) * math.cos(i * math.pi / 5),
+            )
+            for i in range(10)
+        ]
+        draw.polygon(points, fill=colour)
+    else:
+        raise ValueError(f"no such shape: {shape}")
+    return image
 
 
 def png_bomb(width: int = 30000, height: int = 30000) -> bytes:

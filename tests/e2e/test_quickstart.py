@@ -11,11 +11,13 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model
+from classifier.preprocess import Preprocessing
 from tests import ROOT, images
 from tests.e2e.conftest import serve
 from train import field_shapes
@@ -79,39 +81,78 @@ def test_a_weights_file_serves_imagenet_weights(tmp_path, empty_store):
         server.stop()
 
 
-@pytest.mark.slow
-def test_empty_store_without_weights_trains_and_serves_the_demo(tmp_path, empty_store):
-    """No model and no way to download: it says so, trains the demo model and serves it."""
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`bash scripts/serve.sh` with an empty store and no way to download: it trains the demo
+    model and serves it. Yields the server and its store."""
+    home = tempfile.mkdtemp(prefix="bentoml-home-")
+    logs = tmp_path_factory.mktemp("demo")
     offline = {
-        "BENTOML_HOME": empty_store,
-        "TORCH_HOME": str(tmp_path / "torch"),
+        "BENTOML_HOME": home,
+        "TORCH_HOME": str(logs / "torch"),
         "https_proxy": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
     }
-    server = serve("", offline, tmp_path / "serve.log", command=SERVE)
+    server = serve("", offline, logs / "serve.log", command=SERVE)
     try:
         server.wait_ready(timeout=600)
-        log = server.log.read_text()
-        assert "NO IMAGENET WEIGHTS" in log and "--weights-file" in log
-        info = httpx.get(f"{server.url}/info").json()
-        assert info["weights_source"] == "demo" and info["is_demo"] is True
-        assert info["labels"] == sorted(SHAPES) and info["model"].startswith("resnet50:demo-")
-        assert info["validation_accuracy"] >= 0.8, info  # 88.2% measured
-        card = stored_card(empty_store, info["model"])
-        # the demo model generalises: shapes drawn by a renderer it never trained on, measured
-        # by `evaluate` against the service as the README shows, agree with its card
-        shapes = field_shapes.write_dataset(tmp_path / "shapes", card["field_shapes"]["per_class"])
-        report = tmp_path / "report"
-        result = subprocess.run(
-            [sys.executable, "-m", "classifier.client", "evaluate", str(shapes),
-             "--report", str(report), "--url", server.url],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        measured = json.loads((report / "report.json").read_text())
-        assert measured["answered"] == 5 * card["field_shapes"]["per_class"]
-        # 88.4% measured (issue 15 asks for 90%: not reached); a drop shows here
-        assert measured["top1_accuracy"] >= 0.8, measured
-        assert measured["top1_accuracy"] == pytest.approx(card["field_shapes_accuracy"], abs=0.02)
+        yield server, home
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_empty_store_without_weights_trains_and_serves_the_demo(demo, tmp_path):
+    """No model and no way to download: it says so, trains the demo model and serves it."""
+    server, home = demo
+    log = server.log.read_text()
+    assert "NO IMAGENET WEIGHTS" in log and "--weights-file" in log
+    info = httpx.get(f"{server.url}/info").json()
+    assert info["weights_source"] == "demo" and info["is_demo"] is True
+    assert info["labels"] == sorted(SHAPES) and info["model"].startswith("resnet50:demo-")
+    assert info["validation_accuracy"] >= 0.8, info  # 88.2% measured
+    card = stored_card(home, info["model"])
+    # the demo model generalises: shapes drawn by a renderer it never trained on, measured
+    # by `evaluate` against the service as the README shows, agree with its card
+    shapes = field_shapes.write_dataset(tmp_path / "shapes", card["field_shapes"]["per_class"])
+    report = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "classifier.client", "evaluate", str(shapes),
+         "--report", str(report), "--url", server.url],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    measured = json.loads((report / "report.json").read_text())
+    assert measured["answered"] == 5 * card["field_shapes"]["per_class"]
+    # 88.4% measured (issue 15 asks for 90%: not reached); a drop shows here
+    assert measured["top1_accuracy"] >= 0.8, measured
+    assert measured["top1_accuracy"] == pytest.approx(card["field_shapes_accuracy"], abs=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_demo_explains_a_shape_by_the_shape_not_the_empty_canvas(demo, shape):
+    """One shape in each corner of an empty canvas: most of the attribution for its label lies
+    on the shape (its box, as the model sees it, grown by two pixels for the blur of its edges)."""
+    server, _ = demo
+    preprocessing = Preprocessing(**httpx.get(f"{server.url}/info").json()["preprocessing"])
+    for corner in range(4):
+        drawn = images.shape_in_corner(shape, corner)
+        response = httpx.post(
+            f"{server.url}/explain",
+            files={"image": ("shape.png", images.encode(drawn, "PNG"))},
+            data={"label": shape},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        explanation = response.json()["explanation"]
+        grid = np.array(explanation["attributions"])
+        seen = preprocessing.prepare(drawn).astype(int)
+        rows, columns = np.nonzero((255 - seen).sum(axis=2) > 30)
+        assert grid.shape == seen.shape[:2], explanation["method"]  # one value per pixel
+        box = grid[
+            max(rows.min() - 2, 0) : rows.max() + 3, max(columns.min() - 2, 0) : columns.max() + 3
+        ]
+        share = box.sum() / grid.sum()
+        assert share > 0.5, (corner, share, box.size / grid.size)

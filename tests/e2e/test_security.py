@@ -46,6 +46,16 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.mark.parametrize("server_name", ["keyed", "keyed_bentoml_batching"])
+def test_explanations_need_the_key_too_in_both_batching_modes(request, server_name):
+    url = request.getfixturevalue(server_name).url
+    files = {"image": ("a.jpg", images.jpeg(), "image/jpeg")}
+    assert httpx.post(f"{url}/explain", files=files, timeout=60).status_code == 401
+    response = httpx.post(f"{url}/explain", files=files, headers=bearer(KEY), timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["explanation"]["method"] == "integrated-gradients"
+
+
 @pytest.mark.parametrize("server_name", ["keyed", "keyed_by_file", "keyed_bentoml_batching"])
 def test_every_api_needs_the_key(request, server_name):
     url = request.getfixturevalue(server_name).url

@@ -157,3 +157,59 @@ def test_a_caller_on_a_plain_thread_gets_its_answers_in_order():
     assert gate.batches == [["a", "b"], ["c"]]
     with pytest.raises(Overloaded):
         Batcher(gate, max_batch_size=2, max_queue=2).run(["a", "b", "c"])
+
+
+def test_idle_work_runs_on_the_model_thread_after_the_batches_that_were_waiting():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100, name="model")
+    ran: list[str] = []
+
+    def work() -> str:
+        ran.append(threading.current_thread().name)
+        gate.batches.append("idle work")
+        return "explained"
+
+    async def scenario():
+        first = await start_first(batcher, gate)
+        queued = asyncio.ensure_future(batcher.submit("queued"))
+        idle = asyncio.ensure_future(batcher.when_idle(work, quiet_s=0.05, wait_s=10))
+        await asyncio.sleep(0.05)
+        gate.open.set()
+        return await asyncio.gather(first, queued, idle)
+
+    assert asyncio.run(scenario()) == ["answer to first", "answer to queued", "explained"]
+    assert gate.batches == [["first"], ["queued"], "idle work"]
+    assert ran == ["model"]
+
+
+def test_idle_work_waits_for_a_quiet_spell_and_is_refused_when_none_comes():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+
+    async def busy_for(seconds: float) -> None:  # a new image every 10 ms
+        for _ in range(int(seconds / 0.01)):
+            asyncio.ensure_future(batcher.submit("image"))
+            await asyncio.sleep(0.01)
+
+    async def scenario():
+        busy = asyncio.ensure_future(busy_for(0.6))
+        with pytest.raises(ClientError) as refused:
+            await batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.1, wait_s=0.3)
+        await busy
+        return refused.value
+
+    refusal = asyncio.run(scenario())
+    assert refusal.status == 503 and refusal.retry_after >= 1 and "busy" in refusal.message
+    assert "idle" not in gate.batches  # refused work never runs later either
+    assert asyncio.run(batcher.when_idle(lambda: "now", quiet_s=0.1, wait_s=1)) == "now"
+
+
+def test_an_error_in_idle_work_reaches_its_caller_and_the_batcher_goes_on():
+    batcher = Batcher(Gate(), max_batch_size=8, max_queue=100)
+
+    def fails():
+        raise ValueError("no gradients")
+
+    with pytest.raises(ValueError, match="no gradients"):
+        asyncio.run(batcher.when_idle(fails, quiet_s=0, wait_s=1))
+    assert asyncio.run(batcher.submit("later")) == "answer to later"
