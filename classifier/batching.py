@@ -89,7 +89,7 @@ class Batcher(Generic[Item, Result]):
         self._closed = False
         self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
         self._idle_work: collections.deque[tuple[_Job, float]] = collections.deque()
-        self._last_arrival = 0.0  # when the latest item was queued (perf_counter)
+        self._last_busy = 0.0  # when an item was last queued, or a batch last ended (perf_counter)
         self._setup_error: BaseException | None = None
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -109,9 +109,9 @@ class Batcher(Generic[Item, Result]):
     async def when_idle(
         self, work: Callable[[], Result], *, quiet_s: float, wait_s: float
     ) -> Result:
-        """`work()`'s result, run on the batcher's thread once no item has been queued for
-        `quiet_s` seconds, so that it never holds up a batch that was waiting; refused with
-        a 503 if that moment does not come within `wait_s` seconds.
+        """`work()`'s result, run on the batcher's thread once the model has been idle for
+        `quiet_s` seconds (no batch running, no item queued), so that it never holds up a batch
+        that was waiting; refused with a 503 if that moment does not come within `wait_s`.
 
         The quiet spell matters under load: between one batch and the next the queue is empty
         for as long as the answers take to come back as new requests.
@@ -152,7 +152,7 @@ class Batcher(Generic[Item, Result]):
             if len(self._queue) + len(jobs) > self.max_queue:
                 raise Overloaded(self.retry_after())
             self._queue.extend(jobs)
-            self._last_arrival = time.perf_counter()
+            self._last_busy = time.perf_counter()
             self._ready.notify()
         return jobs
 
@@ -204,7 +204,7 @@ class Batcher(Generic[Item, Result]):
         if not self._idle_work:
             return None, None
         job, quiet_s = self._idle_work[0]
-        quiet_for = time.perf_counter() - self._last_arrival
+        quiet_for = time.perf_counter() - self._last_busy
         if quiet_for >= quiet_s or self._closed:
             self._idle_work.popleft()
             return job, None
@@ -226,6 +226,8 @@ class Batcher(Generic[Item, Result]):
         except Exception as exception:  # every caller of this batch gets it
             results, error = [None] * len(jobs), exception
         elapsed = time.perf_counter() - started
+        with self._ready:
+            self._last_busy = started + elapsed
         self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / len(jobs)
         for job, result in zip(jobs, results):
             if job.timing is not None:

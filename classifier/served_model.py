@@ -25,8 +25,8 @@ from .inference import Predictor, top_k
 from .schemas import Classified, Explanation, ModelInfo
 from .settings import Settings, get_settings
 
-# An explanation starts once no image has been queued for the model for this long: between
-# batches under load the queue is empty only while answers travel back as new requests
+# An explanation starts once the model has been idle this long: between batches under load the
+# queue is empty only while answers travel back as new requests
 EXPLAIN_QUIET_S = 0.05
 
 BATCH_SIZE = bentoml.metrics.Histogram(
@@ -202,7 +202,8 @@ class BatchedModel:
 
     async def explain(self, pixels: np.ndarray, index: int) -> Explanation:
         """`ServedModel.explain` on the model's thread, in the batches' spare time only: it
-        waits for a quiet moment, and gets a 503 if none comes within `explain_wait_s`."""
+        waits for the model to be idle for EXPLAIN_QUIET_S, and gets a 503 if that does not
+        happen within `explain_wait_s`."""
         return await self.batcher.when_idle(
             lambda: self.model.explain(pixels, index),
             quiet_s=EXPLAIN_QUIET_S,

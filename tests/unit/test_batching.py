@@ -192,9 +192,10 @@ def test_idle_work_waits_for_a_quiet_spell_and_is_refused_when_none_comes():
             await asyncio.sleep(0.01)
 
     async def scenario():
-        busy = asyncio.ensure_future(busy_for(0.6))
-        with pytest.raises(ClientError) as refused:
-            await batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.1, wait_s=0.3)
+        busy = asyncio.ensure_future(busy_for(1.5))
+        await asyncio.sleep(0.05)  # busy already
+        with pytest.raises(ClientError) as refused:  # a quiet spell far above the 10 ms gaps
+            await batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.5, wait_s=1)
         await busy
         return refused.value
 
@@ -213,3 +214,25 @@ def test_an_error_in_idle_work_reaches_its_caller_and_the_batcher_goes_on():
     with pytest.raises(ValueError, match="no gradients"):
         asyncio.run(batcher.when_idle(fails, quiet_s=0, wait_s=1))
     assert asyncio.run(batcher.submit("later")) == "answer to later"
+
+
+def test_idle_work_leaves_time_after_a_batch_for_the_answers_to_come_back_as_new_images():
+    """Clients that wait for their answers send their next image just after a batch: work in
+    the spare time must let those come first, not start the moment the queue is empty."""
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+
+    async def scenario():
+        first = await start_first(batcher, gate)
+        idle = asyncio.ensure_future(
+            batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.2, wait_s=10)
+        )
+        await asyncio.sleep(0.3)  # longer than the quiet spell, but the model is busy
+        gate.open.set()
+        await first
+        await asyncio.sleep(0.02)  # the answer came back; the client's next image follows
+        await batcher.submit("next")
+        await idle
+
+    asyncio.run(scenario())
+    assert gate.batches == [["first"], ["next"], "idle"]
