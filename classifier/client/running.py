@@ -11,6 +11,7 @@ import httpx
 
 from classifier.progress import progress
 
+from .explaining import Explaining
 from .records import Record
 from .sending import DEFAULT_IMAGES_PER_REQUEST, Limits, Run, Sender, batches, send_all
 
@@ -52,6 +53,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120, help="seconds, %(default)s")
 
 
+def checked_label(label: str | None, limits: Limits) -> str | None:
+    """`label` if the model has it; SystemExit before anything is sent if not."""
+    if label is not None and label not in limits.labels:
+        shown = ", ".join(limits.labels[:20]) + (" ..." if len(limits.labels) > 20 else "")
+        raise SystemExit(f"error: --label {label!r}: the model's labels are {shown}")
+    return label
+
+
 def checked_top_k(top_k: int | None, limits: Limits) -> int | None:
     """`top_k` if the model has that many labels; SystemExit before anything is sent if not
     (every request would be refused, and each refusal recorded as the file's answer)."""
@@ -78,10 +87,16 @@ def classify(
     top_k: int | None,
     on_records,
     desc: str = "classifying",
+    explaining: Explaining | None = None,
 ) -> Run:
-    """Send `paths` with the options in `args`; `on_records` gets each answer's records."""
-    images = max(1, min(args.batch_size, limits.max_batch_images))
-    concurrency = args.concurrency or limits.concurrency_for(images)
+    """Send `paths` with the options in `args`; `on_records` gets each answer's records. With
+    `explaining`, to /explain one by one, by default as many at a time as a worker explains."""
+    if explaining is not None:
+        images, default_concurrency = 1, limits.max_explanations
+    else:
+        images = max(1, min(args.batch_size, limits.max_batch_images))
+        default_concurrency = limits.concurrency_for(images)
+    concurrency = args.concurrency or default_concurrency
     groups = list(batches(paths, images, limits.max_request_bytes))
 
     async def main() -> Run:
@@ -91,7 +106,7 @@ def classify(
             timeout=args.timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         ) as client:
-            sender = Sender(client, top_k, retries=args.retries)
+            sender = Sender(client, top_k, retries=args.retries, explaining=explaining)
             with progress(len(paths), desc, unit="img", every_s=5) as bar:
 
                 def record(records: list[Record]) -> None:
@@ -109,9 +124,9 @@ def _headers(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
 
 
-def summary(run: Run, total: int) -> str:
+def summary(run: Run, total: int, done: str = "classified") -> str:
     lines = [
-        f"{run.answered} of {total} files classified, {sum(run.failed.values())} failed, "
+        f"{run.answered} of {total} files {done}, {sum(run.failed.values())} failed, "
         f"in {run.seconds:.1f} s ({run.sent / max(run.seconds, 1e-9):.1f} images/s; "
         f"{run.retried} requests retried)"
     ]

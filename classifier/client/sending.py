@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from .explaining import Explaining
 from .records import IMAGE_ERROR_STATUSES, Record
 
 DEFAULT_IMAGES_PER_REQUEST = 8  # measured by bench.bulk: about the fastest, small model or large
@@ -43,6 +44,7 @@ class Limits:
     max_concurrency: int
     max_batch_images: int
     max_request_bytes: int
+    max_explanations: int
 
     @classmethod
     def from_info(cls, info: dict) -> Limits:
@@ -54,6 +56,7 @@ class Limits:
             max_concurrency=limits.get("max_concurrency", 64),
             max_batch_images=limits.get("max_batch_images", 32),
             max_request_bytes=limits.get("max_request_bytes", 32 * 2**20),
+            max_explanations=limits.get("max_explanations", 2),
         )
 
     def concurrency_for(self, images_per_request: int) -> int:
@@ -65,7 +68,8 @@ class Limits:
 
 @dataclass
 class Sender:
-    """Sends files as /predict (one) or /predict_batch (several); records what came back.
+    """Sends files as /predict (one) or /predict_batch (several), or with `explaining` to
+    /explain (one at a time); records what came back.
 
     Once `stopping` is set it sends nothing more: a request waiting to be retried returns no
     records, so that its files stay unanswered for --resume.
@@ -77,6 +81,7 @@ class Sender:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     sleep: Callable[[float], Awaitable] | None = None  # tests replace the wait between tries
     retried: int = 0  # requests sent again after a busy answer or a failed connection
+    explaining: Explaining | None = None
 
     async def send(self, paths: list[Path]) -> list[Record]:
         try:
@@ -126,13 +131,19 @@ class Sender:
     async def _post(self, paths: list[Path], contents: list[bytes]) -> httpx.Response:
         data = {"top_k": str(self.top_k)} if self.top_k else {}
         parts = [(path.name, content, _mime(path)) for path, content in zip(paths, contents)]
+        if self.explaining is not None:
+            [part] = parts
+            if self.explaining.label is not None:
+                data["label"] = self.explaining.label
+            return await self.client.post("/explain", files={"image": part}, data=data)
         if len(paths) == 1:
             return await self.client.post("/predict", files={"image": parts[0]}, data=data)
         files = [("images", part) for part in parts]
         return await self.client.post("/predict_batch", files=files, data=data)
 
-    @staticmethod
-    def _answers(paths: list[Path], answer: dict) -> list[Record]:
+    def _answers(self, paths: list[Path], answer: dict) -> list[Record]:
+        if self.explaining is not None:
+            return [self.explaining.record(path, answer) for path in paths]
         model = answer.get("model")
         results = answer["results"] if "results" in answer else [answer]
         if len(results) != len(paths):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from pathlib import PurePath
 from typing import ClassVar, get_origin
@@ -73,8 +74,12 @@ class StrictForm(bentoml.IODescriptor):
                     f"field '{part.name}' must be text, not a file",
                     error_code=HTTPStatus.BAD_REQUEST,
                 )
-            else:
-                texts[part.name] = part.data.decode("utf-8", "replace")  # the last one counts
+            else:  # the last one counts
+                value = form_text(part.data.decode("utf-8", "replace"))
+                if value is None:
+                    texts.pop(part.name, None)
+                else:
+                    texts[part.name] = value
         # Validated with a stand-in path for each file (BentoML's Path type writes no file for a
         # path), then each file's bytes take its place.
         many = {name: get_origin(cls.model_fields[name].annotation) is list for name in files}
@@ -86,6 +91,22 @@ class StrictForm(bentoml.IODescriptor):
         for name, data in files.items():
             form.__dict__[name] = data if many[name] else data[0]
         return form
+
+
+def form_text(value: str) -> str | None:
+    """A text field as curl and browsers send it (star), or as BentoML's Python client does,
+    in JSON ("star"; null for None, which leaves the field unset). Only quoted strings and null
+    are decoded: a label such as 1, a fine-tuned model's folder name, stays text."""
+    if value == "null":
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, str):
+            return decoded
+    return value
 
 
 class StrictJSON(bentoml.IODescriptor):

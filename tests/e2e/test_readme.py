@@ -73,7 +73,7 @@ def test_the_bulk_examples_in_order(url, workdir):
     for seed in range(12):
         (photos / f"IMG_{seed:04d}.jpg").write_bytes(images.jpeg(seed, size=(64, 48)))
     (workdir / "photos" / "notes.txt").write_text("not an image")
-    assert len(BULK_COMMANDS) == 5
+    assert len(BULK_COMMANDS) == 6
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in BULK_COMMANDS:
         command = re.sub(r"^python ", f"{sys.executable} ", command)
@@ -85,6 +85,7 @@ def test_the_bulk_examples_in_order(url, workdir):
         assert result.returncode == 0, f"{command}\n{result.stderr}"
     assert len((workdir / "results.jsonl").read_text().splitlines()) == 12
     assert len((workdir / "results.csv").read_text().splitlines()) == 13  # and its header
+    assert len(list((workdir / "heatmaps" / "2026").glob("IMG_*.png"))) == 12
     report = json.loads((workdir / "report" / "report.json").read_text())
     assert report["answered"] == 500
     [picture] = re.findall(r"!\[[^\]]+\]\((docs/evaluation/[^)]+\.png)\)", BULK)

@@ -65,3 +65,24 @@ def test_resuming_keeps_what_it_is_given_and_appends(tmp_path):
     assert [record.path for record in records] == [ANSWERED.path, BUSY.path]
     assert len(path.read_text().splitlines()) == 2
     assert not list(tmp_path.glob("*.partial"))
+
+
+EXPLAINED = ANSWERED.model_copy(
+    update={"explained": "dog", "method": "grad-cam", "heatmap": "heatmaps/a/1.png"}
+)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_explanations_read_back_as_written(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    writer = RecordWriter(path, top_k=2, explaining=True)
+    for record in (EXPLAINED, BAD, BUSY):
+        writer.write(record)
+    writer.close()
+    assert read_records(path) == [EXPLAINED, BAD, BUSY]
+    if suffix == ".csv":
+        header = path.read_text().splitlines()[0]
+        assert (
+            header
+            == "path,status,error,model,explained,method,heatmap,label_1,score_1,label_2,score_2"
+        )

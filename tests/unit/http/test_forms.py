@@ -64,6 +64,14 @@ def test_a_form_with_a_file_and_text():
     assert response.json() == {"image": "pixels", "note": "hi"}
 
 
+def test_text_as_bentomls_client_sends_it_in_json_and_as_curl_sends_it():
+    for sent, parsed in [('"hi"', "hi"), ("hi", "hi"), ('"a \\"b\\""', 'a "b"'), ("1", "1")]:
+        response = parse(Upload, files={"image": ("a.jpg", b"p")}, data={"note": sent})
+        assert response.json()["note"] == parsed, sent
+    unset = parse(Upload, files={"image": ("a.jpg", b"p")}, data={"note": "null"})
+    assert unset.json()["note"] == ""  # the default
+
+
 def test_text_where_a_file_belongs_and_a_file_where_text_belongs_are_400():
     text = parse(Upload, files={"note": ("n.txt", b"x")}, data={"image": "http://x/a.jpg"})
     assert text.status_code == 400
