@@ -19,10 +19,11 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 # The page loads nothing from anywhere else and says so to the browser; it calls the APIs with
-# the key the person enters, if any.
+# the key the person enters, if any. Images: previews of the chosen files (blob:) and the
+# heatmaps /explain answers with (data:).
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -14,6 +14,7 @@ const WEIGHTS = {
 
 let limits = { max_batch_images: 32, max_request_bytes: 32 * 1024 * 1024, max_top_k: 100 };
 let apiKey = sessionStorage.getItem(KEY) || localStorage.getItem(KEY) || "";
+const shownFiles = new WeakMap(); // card: its file, sent again to /explain when asked
 
 function headers() {
   return apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
@@ -36,7 +37,8 @@ async function problem(response) {
   if (response.status === 503 || response.status === 429) {
     const wait = response.headers.get("Retry-After");
     const later = wait ? ` Try again in ${wait} s.` : " Try again shortly.";
-    return (message || "the service is busy.") + later;
+    const busy = message.replace(/([^.!?])$/, "$1.") || "the service is busy."; // a sentence
+    return busy + later;
   }
   return message || `the service answered ${response.status} ${response.statusText}.`;
 }
@@ -83,6 +85,7 @@ function newCard(file) {
   card.querySelector(".name").textContent = file.name;
   card.querySelector(".meta").textContent = "Classifying…";
   card.setAttribute("aria-busy", "true");
+  shownFiles.set(card, file);
   return card;
 }
 
@@ -108,6 +111,64 @@ function showPredictions(card, predictions, meta) {
     row.append(text, value, bar);
     bars.append(row);
   }
+  if (predictions.length) offerExplanation(card, predictions[0].label);
+}
+
+function paragraph(className, text) {
+  const line = document.createElement("p");
+  line.className = className;
+  line.textContent = text;
+  return line;
+}
+
+// "Where did it look?" under a result: /explain is asked the first time it is opened (and again
+// after a failure); closing it only hides the answer.
+function offerExplanation(card, label) {
+  const box = card.querySelector(".explain");
+  box.hidden = false;
+  box.addEventListener("toggle", () => {
+    if (box.open && !box.dataset.asked) explain(box, shownFiles.get(card), label);
+  });
+}
+
+async function explain(box, file, label) {
+  box.dataset.asked = "true";
+  const view = box.querySelector(".explanation");
+  const fail = (message, meta) => {
+    delete box.dataset.asked; // opening it again asks again: the service may be less busy then
+    view.removeAttribute("aria-busy");
+    view.replaceChildren(paragraph("error", `Not explained: ${message}`), paragraph("meta", meta));
+  };
+  view.setAttribute("aria-busy", "true");
+  view.replaceChildren(paragraph("meta", `Finding where the model looked for “${label}”…`));
+  const form = new FormData();
+  form.append("image", file, file.name);
+  form.append("label", label);
+  const { response, took } = await post("explain", form);
+  if (!response) return fail("cannot reach the service.", took);
+  if (!response.ok) return fail(await problem(response), `answered in ${took}`);
+  let shown;
+  try {
+    shown = heatmapFigure(await response.json());
+  } catch {
+    return fail("the answer could not be read.", ""); // not the API's: a proxy's page, say
+  }
+  view.removeAttribute("aria-busy");
+  view.replaceChildren(shown, paragraph("meta", `answered in ${took}`));
+}
+
+// The heatmap over the image as the model saw it (resized and cropped), and what it shows.
+function heatmapFigure({ explained, explanation }) {
+  const { description } = explanation;
+  const heatmap = document.createElement("img");
+  heatmap.className = "heatmap";
+  heatmap.src = `data:image/png;base64,${explanation.heatmap_png}`;
+  heatmap.alt = `Where the model looked for “${explained.label}”: ${description}`;
+  const caption = document.createElement("figcaption");
+  caption.textContent = description.charAt(0).toUpperCase() + description.slice(1);
+  const figure = document.createElement("figure");
+  figure.append(heatmap, caption);
+  return figure;
 }
 
 function showError(card, message, meta) {

@@ -20,6 +20,8 @@ from tests.conftest import random_model
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 KEY = "ui-test-key-7f3a"
+CROP = 64  # the test model's (tests/conftest.py)
+LOOK = "Where did it look?"
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +234,62 @@ def test_an_answer_that_is_not_the_apis_is_an_error_not_a_hang(page):
     )
 
 
+def test_where_did_it_look_shows_the_heatmap_for_the_top_label(page, url):
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    asked = []
+    page.on("request", lambda request: request.url.endswith("/explain") and asked.append(request))
+    upload(page, ("look.jpg", "image/jpeg", images.jpeg(seed=4)))
+    [(top, _), *_] = shown_predictions(page, "look.jpg")
+    one = card(page, "look.jpg")
+    toggle, box = one.get_by_text(LOOK), one.locator("details.explain")
+    expect(box).not_to_have_attribute("open", "")
+
+    with page.expect_response(re.compile(r"/explain$")) as answered:
+        toggle.click()
+    assert answered.value.status == 200, answered.value.text()
+    answer = answered.value.json()
+    assert answer["explained"]["label"] == top
+    description = answer["explanation"]["description"]
+    heatmap = one.locator("img.heatmap")
+    expect(heatmap).to_be_visible()
+    expect(heatmap).to_have_attribute("alt", f"Where the model looked for “{top}”: {description}")
+    natural = "image => image.decode().then(() => [image.naturalWidth, image.naturalHeight])"
+    assert heatmap.evaluate(natural) == [CROP, CROP]  # the image as the model saw it
+    expect(one.locator("figcaption")).to_have_text(description[0].upper() + description[1:])
+
+    toggle.click()  # closing hides it
+    expect(box).not_to_have_attribute("open", "")
+    expect(heatmap).to_be_hidden()
+    toggle.click()  # and opening it again shows it without asking again
+    expect(heatmap).to_be_visible()
+    assert len(asked) == 1
+    assert not console, console
+
+
+def test_where_did_it_look_when_the_service_is_busy_says_so_and_asks_again(page):
+    """The refusal is simulated in the browser: the real one needs requests that overlap."""
+    busy = {"error": "the service is handling its limit of 2 explanations; retry shortly"}
+    page.route(
+        "**/explain",
+        lambda route: route.fulfill(status=503, json=busy, headers={"Retry-After": "2"}),
+    )
+    upload(page, ("busy.jpg", "image/jpeg", images.jpeg(seed=5)))
+    one = card(page, "busy.jpg")
+    expect(one.locator(".bars li")).to_have_count(5)
+    toggle = one.get_by_text(LOOK)
+    toggle.click()
+    error = one.locator(".explanation .error")
+    expect(error).to_have_text(f"Not explained: {busy['error']}. Try again in 2 s.")
+    expect(one.locator(".bars li")).to_have_count(5)  # the predictions stay
+
+    page.unroute("**/explain")
+    toggle.click()
+    toggle.click()  # closed and opened again: asked again
+    expect(one.locator("img.heatmap")).to_be_visible()
+    expect(error).to_have_count(0)
+
+
 DROP = """([name, bytes, type]) => {
     const transfer = new DataTransfer();
     transfer.items.add(new File([new Uint8Array(bytes)], name, {type}));
@@ -298,12 +356,15 @@ def test_keyboard_alone_can_choose_files_and_the_number_of_results(page):
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_accessibility_violations(browser, url, scheme):
-    """axe-core's checks (contrast, labels, landmarks, ...) with a result and an error shown."""
+    """axe-core's checks (contrast, labels, landmarks, ...) with a result, where the model looked
+    for it, and an error shown."""
     with opened(browser, url, f"accessibility-{scheme}", color_scheme=scheme) as page:
         upload(page, ("photo.jpg", "image/jpeg", images.jpeg()))
         upload(page, ("text.jpg", "image/jpeg", b"not an image"))
         expect(page.locator(".card:not([aria-busy])")).to_have_count(2)
         page.locator("#key-box summary").click()
+        card(page, "photo.jpg").get_by_text(LOOK).click()
+        expect(card(page, "photo.jpg").locator("img.heatmap")).to_be_visible()
         result = Axe().run(page)
         assert result.violations_count == 0, result.generate_report()
 
