@@ -96,6 +96,11 @@ def test_compiled_from_an_empty_then_a_warm_cache_answers_like_eager(
             assert warm["compiled"] is True and warm["graphs_from_cache"] == 3, warm
             for seed in PHOTOS:
                 assert_same_answer(predict(client, seed), eager_answers[seed])
+            # explanations take gradients of the eager module beside the compiled graphs
+            files = {"image": ("p.jpg", PHOTOS[0], "image/jpeg")}
+            explained = client.post("/explain", files=files)
+            assert explained.status_code == 200, explained.text
+            assert_same_answer(explained.json()["predictions"], eager_answers[0])
             assert client.get("/info").json()["compile"]["recompilations"] == 0
     finally:
         server.stop()
