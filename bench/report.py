@@ -60,6 +60,7 @@ def rerender(report: Path = REPORT) -> None:
         "rolling_update",
         "profile",
         "bulk",
+        "explain",
     ):
         if (path := data_file(report, f"{part}.json")).exists():
             results[part] = json.loads(path.read_text())
@@ -133,6 +134,7 @@ def render(results: dict, plot: Path) -> str:
         *container_section(results.get("container")),
         *rolling_update_section(results.get("rolling_update")),
         *bulk_section(results.get("bulk")),
+        *explain_section(results.get("explain")),
     ]
     return "\n".join(lines)
 
@@ -460,6 +462,84 @@ def bulk_section(result: dict | None) -> list[str]:
             if (best := max(level["images_per_s"] for level in by_images.values()))
         )
         + ".",
+    ]
+
+
+def explain_section(result: dict | None) -> list[str]:
+    if not result:
+        return []
+    models, machine = result["models"], result["machine"]
+    predict_rows, light_rows, explain_rows, ratios = [], [], [], []
+    for name, model in models.items():
+        alone, loaded = model["phases"]["alone"], model["phases"]["with explanations"]
+        explain, idle = loaded["explain"], model["idle"]
+        label = f"{name} ({model['model_input']}x{model['model_input']})"
+        runs = {
+            phase: ", ".join(f"{run['images_per_s']:.1f}" for run in model["runs"][phase])
+            for phase in model["runs"]
+        }
+        predict_rows.append(
+            f"| {label} | {alone['images_per_s']:.1f} ({runs['alone']}) | {ms(alone['p50_ms'])} "
+            f"| {ms(alone['p99_ms'])} | {loaded['images_per_s']:.1f} "
+            f"({runs['with explanations']}) | {ms(loaded['p50_ms'])} | {ms(loaded['p99_ms'])} | "
+            f"**{model['throughput_ratio']:.2f}** | {explain['answered']} | {explain['refused']} |"
+        )
+        light = model["light"]
+        quiet, busy = light["phases"]["alone"], light["phases"]["with explanations"]
+        light_rows.append(
+            f"| {label} | {quiet['images_per_s']:.1f} | {ms(quiet['p50_ms'])} | "
+            f"{ms(quiet['p99_ms'])} | {busy['images_per_s']:.1f} | {ms(busy['p50_ms'])} | "
+            f"{ms(busy['p99_ms'])} | {busy['explain']['answered']} | "
+            f"{busy['explain']['refused']} | {ms(busy['explain']['p50_ms'])} |"
+        )
+        explain_rows.append(
+            f"| {label} | {idle['method']} | {ms(idle['p50_ms'])} | {ms(idle['p99_ms'])} | "
+            f"{ms(idle['model_ms_mean'])} |"
+        )
+        ratios.append(f"{name} {model['throughput_ratio']:.2f}x")
+    first = next(iter(models.values()))
+    light = first["light"]
+    return [
+        "",
+        "## Explanations (`python -m bench.explain`)",
+        "",
+        f"`python -m bench.explain` ({machine['date']}, {machine['cpu']}, {machine['cores']} "
+        "cores), the service with its default settings (compiled, bf16): closed-loop clients "
+        "send `/predict` (phone-sized photos), alone, then with one more client sending "
+        "`/explain` back to back (after a 503 it waits as Retry-After says, at most 5 s); "
+        f"{result['rounds']} rounds of {result['seconds']:g} s per phase, alone and with in turn, "
+        "each answer checked against the idle service's. Images/s is the mean, each round's in "
+        "parentheses.",
+        "",
+        f"Saturated ({result['clients']} clients):",
+        "",
+        "| model | alone: images/s | p50 | p99 | with /explain: images/s | p50 | p99 | "
+        "with / alone | explanations answered | refused (503) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *predict_rows,
+        "",
+        f"A light load ({light['clients']} clients, each pausing {light['pause_s']:g} s between "
+        "requests), where the model has idle moments:",
+        "",
+        "| model | alone: images/s | p50 | p99 | with /explain: images/s | p50 | p99 | "
+        "explanations answered | refused (503) | their p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *light_rows,
+        "",
+        f"On the idle service, {first['idle']['requests']} explanations one at a time (the "
+        "model's own time is `classifier_explain_seconds`; the rest is the upload, decoding, the "
+        "classification, the 50 ms the explanation waits after it, the heatmap and the JSON):",
+        "",
+        "| model | explanation | p50 | p99 | model time (mean) |",
+        "|---|---|---:|---:|---:|",
+        *explain_rows,
+        "",
+        f"Predictions' throughput with an explanation always asked for, against alone: "
+        f"{', '.join(ratios)}. An explanation starts only once the model has been idle for "
+        "50 ms. Saturated, it never is: explanations wait `CLASSIFIER_EXPLAIN_WAIT_S` and are "
+        "refused with 503 rather than slowing predictions. Under a light load they run in the "
+        "gaps, and a prediction that arrives meanwhile waits for at most one explanation's "
+        "model time.",
     ]
 
 

@@ -66,10 +66,12 @@ async def drive(
     honor_retry_after: bool = True,
     offset: int = 0,
     min_answers: int = 0,
+    pause: float = 0.0,
 ) -> list[Answer]:
     """`clients` loops that each send the next request, wait for the answer and repeat, from
     `start` to `stop` seconds on `clock`, and on until `min_answers` are in. A client told
-    503/429 + Retry-After waits that long (up to 5 s) first, as a well-behaved client does.
+    503/429 + Retry-After waits that long (up to 5 s) first, as a well-behaved client does;
+    after any other answer it waits `pause` seconds (a paced load, with idle moments).
 
     Each client has a connection pool of its own: httpx scans a shared pool's connections for
     every request, which with hundreds of clients costs more CPU than the server under test.
@@ -113,6 +115,8 @@ async def drive(
             )
             if honor_retry_after and status in ("429", "503") and retry_after:
                 await asyncio.sleep(min(float(retry_after), RETRY_AFTER_CAP_S))
+            elif pause:
+                await asyncio.sleep(pause)
 
     await asyncio.gather(*(client_loop(i) for i in range(clients)))
     return answers

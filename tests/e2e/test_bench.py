@@ -83,3 +83,21 @@ def test_bench_and_sweep_write_the_report(tmp_path):
     assert "## Overload" in text and "## Soak" in text and "## Container image" in text
     assert "### Profile of the worker under load" in text and "| brief |" in text
     assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000
+
+
+def test_explain_measures_predictions_with_and_without_explanations(tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+    (tmp_path / "bench").mkdir()
+    shutil.copy(ROOT / "bench" / "results.json", tmp_path / "bench" / "results.json")
+    run("bench.explain", "--models", "demo", "--seconds", "2", "--warmup", "1", "--rounds", "1",
+        "--concurrency", "2", "--explanations", "2", "--output", str(report),
+        CLASSIFIER_EXPLAIN_WAIT_S="1", **EAGER)  # fmt: skip
+    demo = json.loads((tmp_path / "bench" / "explain.json").read_text())["models"]["demo"]
+    for phase in demo["phases"].values():
+        assert phase["images_per_s"] > 0 and phase["wrong_answers"] == 0, phase
+    assert demo["throughput_ratio"] > 0
+    # with idle moments between predictions, explanations run in them
+    assert demo["light"]["phases"]["with explanations"]["explain"]["answered"] >= 1, demo
+    assert demo["idle"]["statuses"] == {"200": 2} and demo["idle"]["model_ms_mean"] > 0
+    assert demo["idle"]["method"] == "integrated-gradients"
+    assert "## Explanations (`python -m bench.explain`)" in report.read_text()
