@@ -27,7 +27,7 @@ from classifier.http.requests import (
 from classifier.http.shutdown import refuse_new_connections_on_sigterm
 from classifier.http.timing import Timing
 from classifier.http.web import web_app
-from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, explained_prediction
+from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, label_index
 from classifier.ingest import decode_base64
 from classifier.preparing import PreparePool
 from classifier.schemas import (
@@ -154,21 +154,17 @@ class ImageClassifier:
     ) -> ExplainResponse:
         """Classify one uploaded image and show where the model looked for `label` (by default
         the top one): a heatmap over the image, and the attributions it was drawn from."""
+        timing, phases = Timing(ctx.response.headers), {}
         try:
             with self.explanations.take():  # gradients are costly: a few at a time
-                k = self._top_k(top_k)
-                pixels = await self.preparing.prepare(lambda: image, {})
-                every = await self.backend.answer(pixels, self.card.num_classes, {})
-                explained = explained_prediction(every.predictions, label)
-                explanation = await self.backend.explain(pixels, explained.index)
+                k, index = self._top_k(top_k), label_index(label, self.card.labels)
+                pixels = await self.preparing.prepare(lambda: image, phases)
+                answer = await self.backend.explain(pixels, index, k, phases)
         except ClientError as error:
             return error_response(error, ctx)
-        return ExplainResponse(
-            model=self.tag,
-            predictions=every.predictions[:k],
-            explained=explained,
-            explanation=explanation,
-        )
+        for name, seconds in phases.items():
+            timing.add(name, seconds)
+        return answer
 
     @bentoml.api(input_spec=PredictBatchForm)
     async def predict_batch(

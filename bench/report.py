@@ -527,19 +527,19 @@ def explain_section(result: dict | None) -> list[str]:
         *light_rows,
         "",
         f"On the idle service, {first['idle']['requests']} explanations one at a time (the "
-        "model's own time is `classifier_explain_seconds`; the rest is the upload, decoding, the "
-        "classification, the 50 ms the explanation waits after it, the heatmap and the JSON):",
+        "model's own time is `classifier_explain_seconds`; the rest is the upload, decoding, "
+        "the classification, what is left of the 50 ms quiet spell, the heatmap and the JSON):",
         "",
         "| model | explanation | p50 | p99 | model time (mean) |",
         "|---|---|---:|---:|---:|",
         *explain_rows,
         "",
         f"Predictions' throughput with an explanation always asked for, against alone: "
-        f"{', '.join(ratios)}. An explanation starts only once the model has been idle for "
-        "50 ms. Saturated, it never is: explanations wait `CLASSIFIER_EXPLAIN_WAIT_S` and are "
-        "refused with 503 rather than slowing predictions. Under a light load they run in the "
-        "gaps, and a prediction that arrives meanwhile waits for at most one explanation's "
-        "model time.",
+        f"{', '.join(ratios)}. An explanation starts once the model has been idle for 50 ms, or "
+        "before the next batch once it has waited `CLASSIFIER_EXPLAIN_WAIT_S` (10 s). Saturated, "
+        "the model is never idle: each explanation waits its 10 s, then takes one turn. Under a "
+        "light load they run in the gaps, and a prediction that arrives meanwhile waits for at "
+        "most one explanation's model time.",
     ]
 
 

@@ -52,6 +52,13 @@ class _Job(Generic[Item, Result]):
             self.loop.call_soon_threadsafe(_settle, self.future, result, error)
 
 
+@dataclass(eq=False)
+class _IdleWork:
+    job: _Job
+    quiet_s: float
+    due: float  # perf_counter time after which it runs before the next batch
+
+
 class Batcher(Generic[Item, Result]):
     """`await batcher.submit(item)` returns `run_batch([... item ...])`'s answer for that item.
 
@@ -88,7 +95,7 @@ class Batcher(Generic[Item, Result]):
         self._ready = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
-        self._idle_work: collections.deque[tuple[_Job, float]] = collections.deque()
+        self._idle_work: collections.deque[_IdleWork] = collections.deque()
         self._last_busy = 0.0  # when an item was last queued, or a batch last ended (perf_counter)
         self._setup_error: BaseException | None = None
         ready = threading.Event()
@@ -107,36 +114,32 @@ class Batcher(Generic[Item, Result]):
         return await job.future
 
     async def when_idle(
-        self, work: Callable[[], Result], *, quiet_s: float, wait_s: float
+        self, work: Callable[[], Result], *, quiet_s: float, due_s: float
     ) -> Result:
         """`work()`'s result, run on the batcher's thread once the model has been idle for
         `quiet_s` seconds (no batch running, no item queued), so that it never holds up a batch
-        that was waiting; refused with a 503 if that moment does not come within `wait_s`.
+        that was waiting; if that moment has not come within `due_s`, it takes its turn before
+        the next batch instead, so that a busy model delays each batch by at most one piece of
+        such work every `due_s` seconds.
 
         The quiet spell matters under load: between one batch and the next the queue is empty
         for as long as the answers take to come back as new requests.
         """
         loop = asyncio.get_running_loop()
         job = _Job(work, loop.create_future(), loop, time.perf_counter(), None)
-        entry = (job, quiet_s)
+        entry = _IdleWork(job, quiet_s, job.queued_at + due_s)
         with self._ready:
             if self._closed:
                 raise ClientError("the service is shutting down", 503, 1)
             self._idle_work.append(entry)
             self._ready.notify()
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), wait_s)
-        except (TimeoutError, asyncio.CancelledError) as error:
+            return await asyncio.shield(job.future)
+        except asyncio.CancelledError:  # the caller went away: never run it, if not begun
             with self._ready:
-                started = all(waiting is not entry for waiting in self._idle_work)
-                if not started:
+                if any(waiting is entry for waiting in self._idle_work):
                     self._idle_work.remove(entry)
-            if started and isinstance(error, TimeoutError):
-                return await job.future  # it began just now: its answer is on the way
             job.future.cancel()
-            if isinstance(error, TimeoutError):
-                busy = f"the model has been busy with batches for {wait_s:g} s"
-                raise ClientError(f"{busy}; retry shortly", 503, max(1, round(wait_s))) from None
             raise
 
     def run(self, items: Sequence[Item]) -> list[Result]:
@@ -177,20 +180,21 @@ class Batcher(Generic[Item, Result]):
         finally:
             ready.set()
         while True:
-            idle_job = None
+            idle_job = jobs = None
             with self._ready:
-                while not self._queue:
+                while True:
                     idle_job, wait = self._idle_job()
-                    if idle_job is not None or (self._closed and not self._idle_work):
+                    if idle_job is not None:
                         break
-                    self._ready.wait(wait)
-                if idle_job is None:
-                    if not self._queue:  # closed and drained
+                    if self._queue:
+                        count = min(len(self._queue), self.max_batch_size)
+                        if self.take is not None:
+                            count = max(1, min(self.take(len(self._queue)), count))
+                        jobs = [self._queue.popleft() for _ in range(count)]
+                        break
+                    if self._closed:  # and drained
                         return
-                    count = min(len(self._queue), self.max_batch_size)
-                    if self.take is not None:
-                        count = max(1, min(self.take(len(self._queue)), count))
-                    jobs = [self._queue.popleft() for _ in range(count)]
+                    self._ready.wait(wait)
             if idle_job is not None:
                 self._run_idle(idle_job)
                 continue
@@ -199,23 +203,26 @@ class Batcher(Generic[Item, Result]):
                 self._run(jobs)
 
     def _idle_job(self) -> tuple[_Job | None, float | None]:
-        """With the lock held and no batch waiting: the idle work to run now, if its quiet spell
-        has passed, else how long to wait before looking again (None: until notified)."""
+        """With the lock held: the idle work to run now (due, or its quiet spell has passed),
+        else how long to wait before looking again (None: until notified)."""
         if not self._idle_work:
             return None, None
-        job, quiet_s = self._idle_work[0]
-        quiet_for = time.perf_counter() - self._last_busy
-        if quiet_for >= quiet_s or self._closed:
+        head = self._idle_work[0]
+        now = time.perf_counter()
+        quiet_for = now - self._last_busy
+        if now >= head.due or (not self._queue and (quiet_for >= head.quiet_s or self._closed)):
             self._idle_work.popleft()
-            return job, None
-        return None, quiet_s - quiet_for
+            return head.job, None
+        return None, min(head.quiet_s - quiet_for, head.due - now)
 
     def _run_idle(self, job: _Job) -> None:
         try:
             result, error = job.item(), None
         except Exception as exception:  # the caller's to see, as with a batch
             result, error = None, exception
-        job.settle(result, error)
+        with self._ready:
+            self._last_busy = time.perf_counter()
+        _settle_safely(job, result, error)
 
     def _run(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
@@ -233,12 +240,19 @@ class Batcher(Generic[Item, Result]):
             if job.timing is not None:
                 job.timing["queue"] = started - job.queued_at
                 job.timing["model"] = elapsed
-            job.settle(result, error)
+            _settle_safely(job, result, error)
         if self.on_batch is not None:
             try:
                 self.on_batch(len(jobs), started - jobs[0].queued_at, elapsed)
             except Exception:  # metrics must never stop the model thread
                 logger.exception("on_batch failed")
+
+
+def _settle_safely(job: _Job, result, error: Exception | None) -> None:
+    try:
+        job.settle(result, error)
+    except Exception:  # a caller's event loop already closed: never stop the model thread
+        logger.exception("could not hand back an answer")
 
 
 def _settle(future, result, error: Exception | None) -> None:

@@ -234,14 +234,13 @@ def checked_top_k(k: int | None, num_classes: int, default: int) -> int:
     return k
 
 
-def explained_prediction(predictions: list[Prediction], label: str | None) -> Prediction:
-    """The prediction to explain among every class's: `label`'s, else the top one; a label the
-    model does not have is the client's to fix."""
+def label_index(label: str | None, labels: list[str]) -> int | None:
+    """The class index of `label` (None for None); a label the model does not have is the
+    client's to fix."""
     if label is None:
-        return predictions[0]
-    for prediction in predictions:
-        if prediction.label == label:
-            return prediction
-    raise ClientError(
-        f"label {label!r} is not one of the model's {len(predictions)} labels (see /info)"
-    )
+        return None
+    if label not in labels:
+        raise ClientError(
+            f"label {label!r} is not one of the model's {len(labels)} labels (see /info)"
+        )
+    return labels.index(label)

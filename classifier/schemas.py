@@ -67,10 +67,13 @@ class BatchResponse(BaseModel):
     results: list[BatchItem] = Field(description="One entry per image, in input order.")
 
 
+ExplanationMethod = Literal["grad-cam", "integrated-gradients"]
+
+
 class Explanation(BaseModel):
     """Where the model looked for one label."""
 
-    method: Literal["grad-cam", "integrated-gradients"] = Field(
+    method: ExplanationMethod = Field(
         description="grad-cam (Captum's LayerGradCam on the last convolutional stage) where that "
         "stage is at least 7x7, else integrated-gradients (pixel-level, from a blurred copy)."
     )

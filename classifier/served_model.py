@@ -7,7 +7,9 @@ model.explain(pixels, index=3)                      # where it looked for label 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import threading
 import time
 from http import HTTPStatus
@@ -19,10 +21,10 @@ from bentoml.exceptions import BentoMLException
 from .artifact import ModelCard, ModelIntegrityError, load_model
 from .batching import Batcher
 from .errors import ClientError
-from .explanation import Explainer
+from .explanation import Attribution, Explainer
 from .heatmap import overlay_png
 from .inference import Predictor, top_k
-from .schemas import Classified, Explanation, ModelInfo
+from .schemas import Classified, ExplainResponse, Explanation, ModelInfo
 from .settings import Settings, get_settings
 
 # An explanation starts once the model has been idle this long: between batches under load the
@@ -99,7 +101,11 @@ class ServedModel:
         network, card = load_model(stored.path, stored.info.metadata)
         predictor = Predictor(network, card, **settings.predictor_options())
         predictor.warm_up()
-        return cls(str(stored.tag), card, predictor)
+        served = cls(str(stored.tag), card, predictor)
+        # the first backward pass picks its kernels and allocates: not while a request waits
+        crop = card.preprocessing.crop_size
+        served.attribute(np.zeros((crop, crop, 3), np.uint8), 0)
+        return served
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, crop, crop, 3) uint8 pixels to (N, classes) float32 probabilities."""
@@ -120,20 +126,26 @@ class ServedModel:
             for row, (_, k) in zip(probabilities, batch)
         ]
 
-    def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+    def attribute(self, pixels: np.ndarray, index: int) -> Attribution:
         """Where the model looked for class `index` in (crop, crop, 3) uint8 `pixels`."""
         with self.lock:
             started = time.perf_counter()
             attribution = self.explainer.explain(pixels, index)
-            png = overlay_png(pixels, attribution.grid)
             EXPLAIN_SECONDS.observe(time.perf_counter() - started)
+        return attribution
+
+    def explanation(self, pixels: np.ndarray, attribution: Attribution) -> Explanation:
+        """The heatmap and the grid, as the API answers them: no model work, any thread."""
         return Explanation(
             method=attribution.method,
             layer=attribution.layer,
             description=self.explainer.describe(),
-            heatmap_png=base64.b64encode(png).decode("ascii"),
+            heatmap_png=base64.b64encode(overlay_png(pixels, attribution.grid)).decode("ascii"),
             attributions=np.round(attribution.grid.astype(np.float64), 4).tolist(),
         )
+
+    def explain(self, pixels: np.ndarray, index: int) -> Explanation:
+        return self.explanation(pixels, self.attribute(pixels, index))
 
     def describe(self, settings: Settings) -> ModelInfo:
         card = self.card
@@ -173,6 +185,9 @@ class BatchedModel:
 
     def __init__(self, tag: str, settings: Settings) -> None:
         self.explain_wait_s = settings.explain_wait_s
+        self.explanations_built = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="heatmap"
+        )
 
         def load() -> None:
             self.model = ServedModel.load(tag, settings)
@@ -200,26 +215,42 @@ class BatchedModel:
         go in `phases`."""
         return await self.batcher.submit((pixels, k), phases)
 
-    async def explain(self, pixels: np.ndarray, index: int) -> Explanation:
-        """`ServedModel.explain` on the model's thread, in the batches' spare time only: it
-        waits for the model to be idle for EXPLAIN_QUIET_S, and gets a 503 if that does not
-        happen within `explain_wait_s`."""
-        return await self.batcher.when_idle(
-            lambda: self.model.explain(pixels, index),
-            quiet_s=EXPLAIN_QUIET_S,
-            wait_s=self.explain_wait_s,
+    async def explain(
+        self, pixels: np.ndarray, index: int | None, k: int, phases: dict[str, float]
+    ) -> ExplainResponse:
+        """Class `index` (None: the top one) explained on the model's thread in the batches'
+        spare time: once the model has been idle for EXPLAIN_QUIET_S, or before the next batch
+        once it has waited `explain_wait_s`. The classification that comes with it runs there
+        too, as a batch of one: the same answer as /predict's, without a batch of its own to
+        wait after. The heatmap is drawn on another thread."""
+        model, started = self.model, time.perf_counter()
+
+        def classify_and_attribute():
+            [ranked] = model.answer([(pixels, model.card.num_classes)])
+            target = ranked.predictions[0].index if index is None else index
+            return ranked, target, model.attribute(pixels, target)
+
+        ranked, target, attribution = await self.batcher.when_idle(
+            classify_and_attribute, quiet_s=EXPLAIN_QUIET_S, due_s=self.explain_wait_s
         )
+        phases["model"] = time.perf_counter() - started
+        explanation = await asyncio.get_running_loop().run_in_executor(
+            self.explanations_built, model.explanation, pixels, attribution
+        )
+        return explain_response(self.tag, ranked, target, k, explanation)
 
     def describe(self, settings: Settings) -> ModelInfo:
         return self.model.describe(settings)
 
     def close(self) -> None:
         self.batcher.close(timeout=5)
+        self.explanations_built.shutdown(wait=False, cancel_futures=True)
 
 
 class ModelService:
     """The ImageModel service (CLASSIFIER_BATCHING=bentoml) through `bentoml.depends`, answering
-    as BatchedModel does; its explanations take turns with the batches."""
+    as BatchedModel does, except that its explanations take turns with the batches as they come,
+    without waiting for an idle moment."""
 
     def __init__(self, service, tag: str) -> None:
         self.service = service
@@ -233,15 +264,32 @@ class ModelService:
         phases["batch"] = time.perf_counter() - started
         return Classified(predictions=top_k(probabilities, self.card.labels, k))
 
-    async def explain(self, pixels: np.ndarray, index: int) -> Explanation:
-        answer = await _refused_as_busy(self.service.to_async.explain(pixels, index))
-        return Explanation.model_validate(answer)
+    async def explain(
+        self, pixels: np.ndarray, index: int | None, k: int, phases: dict[str, float]
+    ) -> ExplainResponse:
+        ranked = await self.answer(pixels, self.card.num_classes, phases)
+        target = ranked.predictions[0].index if index is None else index
+        started = time.perf_counter()
+        answer = await _refused_as_busy(self.service.to_async.explain(pixels, target))
+        phases["explain"] = time.perf_counter() - started
+        explanation = Explanation.model_validate(answer)
+        return explain_response(self.tag, ranked, target, k, explanation)
 
     def describe(self, settings: Settings) -> ModelInfo:
         return ModelInfo.model_validate(self.service.describe())
 
     def close(self) -> None:
         pass
+
+
+def explain_response(
+    tag: str, ranked: Classified, index: int, k: int, explanation: Explanation
+) -> ExplainResponse:
+    """The answer to /explain: every class ranked, cut to the top `k`, and the one explained."""
+    [explained] = [p for p in ranked.predictions if p.index == index]
+    return ExplainResponse(
+        model=tag, predictions=ranked.predictions[:k], explained=explained, explanation=explanation
+    )
 
 
 async def _refused_as_busy(call):

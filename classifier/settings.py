@@ -117,9 +117,10 @@ class Settings(BaseSettings):
     explain_wait_s: float = Field(
         10,
         gt=0,
-        description="Predictions come first: an explanation runs only once the model has been "
-        "idle for 50 ms, and gets 503, with Retry-After, if that moment does not come within this "
-        "time (continuous batching).",
+        description="Predictions come first: an explanation runs once the model has been idle "
+        "for 50 ms, or, if that has not happened within this time, before the next batch, so "
+        "that a busy model gives explanations at most one turn in this time per waiting "
+        "explanation (continuous batching; with bentoml batching they take turns as they come).",
     )
     request_timeout_s: float = Field(
         60, gt=0, description="A request not answered in this time gets 504 (BentoML's timeout)."

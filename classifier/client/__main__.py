@@ -98,7 +98,7 @@ def run_classify(argv: list[str]) -> int:
         print(f"resuming: {len(done)} files already answered, {len(todo)} to go", file=sys.stderr)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     writer = RecordWriter(args.output, top_k or 5, kept, explaining=explaining is not None)
-    desc, done = ("explaining", "explained") if explaining else ("classifying", "classified")
+    desc, verb = ("explaining", "explained") if explaining else ("classifying", "classified")
     try:
         run = classify(
             args, limits, todo, top_k, lambda rs: list(map(writer.write, rs)), desc, explaining
@@ -107,10 +107,10 @@ def run_classify(argv: list[str]) -> int:
         writer.close()
     held = read_records(args.output)
     failed = sum(1 for record in held if record.predictions is None)
-    print(summary(run, len(todo), done), file=sys.stderr)
+    print(summary(run, len(todo), verb), file=sys.stderr)
     print(
         f"{args.output} ({output_format(args.output)}) holds {len(held)} of {len(paths)} files: "
-        f"{len(held) - failed} {done}, {failed} failed",
+        f"{len(held) - failed} {verb}, {failed} failed",
         file=sys.stderr,
     )
     if run.interrupted or run.refused:

@@ -41,10 +41,12 @@ class Explaining:
 
     def done(self, record: Record) -> bool:
         """Whether a final record from an earlier run (--resume) needs no new request: the
-        service's word on the image itself, or its explanation with the heatmap where this run
-        puts it, still there."""
+        service's word on the image itself, or its explanation, of the label this run asks for
+        (any, without --label), with the heatmap where this run puts it, still there."""
         if record.predictions is None:
             return True
+        if self.label is not None and record.explained != self.label:
+            return False
         heatmap = self.heatmaps.get(record.path)
         return heatmap is not None and record.heatmap == str(heatmap) and heatmap.is_file()
 

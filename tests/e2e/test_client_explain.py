@@ -81,14 +81,24 @@ def test_a_folder_explained_each_heatmap_saved_beside_its_record(url, photos, tm
     assert (broken["error"], broken["status"]) == (alone.json()["error"], alone.status_code)
     assert "heatmap" not in broken
 
-    # a heatmap lost since: --resume explains that file alone again, for another label
+    # a heatmap lost since: --resume explains that file alone again
     (tmp_path / "heatmaps" / "e.png").unlink()
-    again = client("photos", *options, "--resume", "--label", "star", cwd=tmp_path)
+    again = client("photos", *options, "--resume", cwd=tmp_path)
     assert "resuming: 6 files already answered, 1 to go" in again.stderr, again.stderr
     assert "1 of 1 files explained" in again.stderr and again.returncode == 1  # the broken one
     last = json.loads((tmp_path / "explained.jsonl").read_text().splitlines()[-1])
-    assert (last["path"], last["explained"]) == ("photos/e.jpg", "star")
+    assert last["path"] == "photos/e.jpg"
+    assert last["explained"] == records["photos/e.jpg"]["explained"]
     assert heatmap_size((tmp_path / "heatmaps" / "e.png").read_bytes()) == (CROP, CROP)
+
+    # another label: each file is explained again, for it
+    star = client("photos", *options, "--resume", "--label", "star", cwd=tmp_path)
+    assert "to go" in star.stderr, star.stderr
+    final = {}
+    for line in (tmp_path / "explained.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        final[record["path"]] = record.get("explained")  # the last record of a file counts
+    assert all(final[path] == "star" for path in records), final
 
 
 def test_a_label_the_model_does_not_have_is_refused_before_anything_is_sent(url, photos):

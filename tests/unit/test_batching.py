@@ -172,7 +172,7 @@ def test_idle_work_runs_on_the_model_thread_after_the_batches_that_were_waiting(
     async def scenario():
         first = await start_first(batcher, gate)
         queued = asyncio.ensure_future(batcher.submit("queued"))
-        idle = asyncio.ensure_future(batcher.when_idle(work, quiet_s=0.05, wait_s=10))
+        idle = asyncio.ensure_future(batcher.when_idle(work, quiet_s=0.05, due_s=10))
         await asyncio.sleep(0.05)
         gate.open.set()
         return await asyncio.gather(first, queued, idle)
@@ -182,7 +182,7 @@ def test_idle_work_runs_on_the_model_thread_after_the_batches_that_were_waiting(
     assert ran == ["model"]
 
 
-def test_idle_work_waits_for_a_quiet_spell_and_is_refused_when_none_comes():
+def test_idle_work_on_a_busy_model_takes_its_turn_between_two_batches_when_due():
     gate = Gate()
     batcher = Batcher(gate, max_batch_size=8, max_queue=100)
 
@@ -194,15 +194,52 @@ def test_idle_work_waits_for_a_quiet_spell_and_is_refused_when_none_comes():
     async def scenario():
         busy = asyncio.ensure_future(busy_for(1.5))
         await asyncio.sleep(0.05)  # busy already
-        with pytest.raises(ClientError) as refused:  # a quiet spell far above the 10 ms gaps
-            await batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.5, wait_s=1)
+        started = asyncio.get_running_loop().time()
+        # a quiet spell far above the 10 ms gaps: it never comes
+        await batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.5, due_s=0.6)
+        waited = asyncio.get_running_loop().time() - started
         await busy
-        return refused.value
+        return waited
 
-    refusal = asyncio.run(scenario())
-    assert refusal.status == 503 and refusal.retry_after >= 1 and "busy" in refusal.message
-    assert "idle" not in gate.batches  # refused work never runs later either
-    assert asyncio.run(batcher.when_idle(lambda: "now", quiet_s=0.1, wait_s=1)) == "now"
+    waited = asyncio.run(scenario())
+    assert 0.55 < waited < 1.2, waited
+    position = gate.batches.index("idle")
+    assert position > 0 and gate.batches[position + 1 :], "batches before and after it"
+
+
+def test_idle_work_whose_caller_went_away_never_runs():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+
+    async def scenario():
+        first = await start_first(batcher, gate)
+        gone = asyncio.ensure_future(
+            batcher.when_idle(lambda: gate.batches.append("gone"), quiet_s=0, due_s=10)
+        )
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        gate.open.set()
+        await first
+        return await batcher.when_idle(lambda: "later", quiet_s=0, due_s=10)
+
+    assert asyncio.run(scenario()) == "later"
+    assert "gone" not in gate.batches
+
+
+def test_close_runs_the_idle_work_still_waiting():
+    gate = Gate()
+    batcher = Batcher(gate, max_batch_size=8, max_queue=100)
+
+    async def scenario():
+        first = await start_first(batcher, gate)
+        waiting = asyncio.ensure_future(batcher.when_idle(lambda: "done", quiet_s=60, due_s=60))
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(asyncio.to_thread(batcher.close, 10))
+        gate.open.set()
+        await closing
+        return await asyncio.gather(first, waiting)
+
+    assert asyncio.run(scenario()) == ["answer to first", "done"]
 
 
 def test_an_error_in_idle_work_reaches_its_caller_and_the_batcher_goes_on():
@@ -212,7 +249,7 @@ def test_an_error_in_idle_work_reaches_its_caller_and_the_batcher_goes_on():
         raise ValueError("no gradients")
 
     with pytest.raises(ValueError, match="no gradients"):
-        asyncio.run(batcher.when_idle(fails, quiet_s=0, wait_s=1))
+        asyncio.run(batcher.when_idle(fails, quiet_s=0, due_s=1))
     assert asyncio.run(batcher.submit("later")) == "answer to later"
 
 
@@ -225,7 +262,7 @@ def test_idle_work_leaves_time_after_a_batch_for_the_answers_to_come_back_as_new
     async def scenario():
         first = await start_first(batcher, gate)
         idle = asyncio.ensure_future(
-            batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.2, wait_s=10)
+            batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.2, due_s=10)
         )
         await asyncio.sleep(0.3)  # longer than the quiet spell, but the model is busy
         gate.open.set()

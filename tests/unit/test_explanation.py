@@ -74,3 +74,11 @@ def test_the_heatmap_is_the_image_where_nothing_counted_and_colour_where_it_did(
     assert heatmap.shape == pixels.shape
     assert np.array_equal(heatmap[24:, 24:], pixels[24:, 24:])
     assert np.abs(heatmap[:4, :4].astype(int) - pixels[:4, :4]).sum() > 0
+
+
+def test_at_bf16_the_attributions_are_those_of_fp32():
+    model, card = random_model(image_size=64)
+    pixels = pixels_with_a_square(64)
+    full = Explainer(model, card).explain(pixels, index=0).grid
+    half = Explainer(model.to(torch.bfloat16), card).explain(pixels, index=0).grid
+    assert np.corrcoef(full.ravel(), half.ravel())[0, 1] > 0.9

@@ -69,7 +69,7 @@ def development_only_entries() -> set[str]:
 
 def test_development_packages_are_told_apart():
     left_out = development_only_entries()
-    assert {"pytest", "matplotlib", "playwright", "locust", "schemathesis"} <= left_out
+    assert {"pytest", "sklearn", "playwright", "locust", "schemathesis"} <= left_out
     assert not {"torch", "bentoml", "PIL", "tqdm", "httpx", "numpy"} & left_out
 
 
