@@ -140,17 +140,8 @@ def test_the_demo_explains_a_shape_by_the_shape_not_the_empty_canvas(demo, shape
     preprocessing = Preprocessing(**httpx.get(f"{server.url}/info").json()["preprocessing"])
     for corner in range(4):
         drawn = images.shape_in_corner(shape, corner)
-        response = httpx.post(
-            f"{server.url}/explain",
-            files={"image": ("shape.png", images.encode(drawn, "PNG"))},
-            data={"label": shape},
-            timeout=60,
-        )
-        assert response.status_code == 200, response.text
-        explanation = response.json()["explanation"]
-        grid = np.array(explanation["attributions"])
-        box = box_of(preprocessing, drawn)
-        assert grid.shape == box.shape, explanation["method"]  # one value per pixel
+        grid, box = attributions(server.url, drawn, shape), box_of(preprocessing, drawn)
+        assert grid.shape == box.shape  # one value per pixel
         share = grid[box].sum() / grid.sum()
         assert share > 0.5, (corner, share, box.mean())
 
@@ -169,17 +160,20 @@ def test_the_demo_explains_the_shape_asked_for_rather_than_another_beside_it(dem
         first = images.shape_in_corner(asked, corner)
         second = images.shape_in_corner(other, corner + 2)
         both = Image.fromarray(np.minimum(np.asarray(first), np.asarray(second)))
-        response = httpx.post(
-            f"{server.url}/explain",
-            files={"image": ("two.png", images.encode(both, "PNG"))},
-            data={"label": asked},
-            timeout=60,
-        )
-        assert response.status_code == 200, response.text
-        grid = np.array(response.json()["explanation"]["attributions"])
+        grid = attributions(server.url, both, asked)
         mass = [grid[box_of(preprocessing, drawn)].sum() for drawn in (first, second)]
         on_the_shape_asked_for += mass[0] > mass[1]
     assert on_the_shape_asked_for >= 0.7 * len(cases), on_the_shape_asked_for
+
+
+def attributions(url: str, image, label: str) -> np.ndarray:
+    """/explain's grid for `label` in `image`."""
+    body = images.encode(image, "PNG")
+    response = httpx.post(
+        f"{url}/explain", files={"image": ("shapes.png", body)}, data={"label": label}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    return np.array(response.json()["explanation"]["attributions"])
 
 
 def box_of(preprocessing: Preprocessing, drawn) -> np.ndarray:

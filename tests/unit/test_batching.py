@@ -159,6 +159,13 @@ def test_a_caller_on_a_plain_thread_gets_its_answers_in_order():
         Batcher(gate, max_batch_size=2, max_queue=2).run(["a", "b", "c"])
 
 
+def idle_work(batcher: Batcher, gate: Gate, name: str, quiet_s: float) -> asyncio.Future:
+    """Work for the batcher's spare time that shows among the gate's batches when it runs."""
+    return asyncio.ensure_future(
+        batcher.when_idle(lambda: gate.batches.append(name), quiet_s=quiet_s, due_s=10)
+    )
+
+
 def test_idle_work_runs_on_the_model_thread_after_the_batches_that_were_waiting():
     gate = Gate()
     batcher = Batcher(gate, max_batch_size=8, max_queue=100, name="model")
@@ -213,9 +220,7 @@ def test_idle_work_whose_caller_went_away_never_runs():
 
     async def scenario():
         first = await start_first(batcher, gate)
-        gone = asyncio.ensure_future(
-            batcher.when_idle(lambda: gate.batches.append("gone"), quiet_s=0, due_s=10)
-        )
+        gone = idle_work(batcher, gate, "gone", quiet_s=0)
         await asyncio.sleep(0.05)
         gone.cancel()
         gate.open.set()
@@ -261,9 +266,7 @@ def test_idle_work_leaves_time_after_a_batch_for_the_answers_to_come_back_as_new
 
     async def scenario():
         first = await start_first(batcher, gate)
-        idle = asyncio.ensure_future(
-            batcher.when_idle(lambda: gate.batches.append("idle"), quiet_s=0.2, due_s=10)
-        )
+        idle = idle_work(batcher, gate, "idle", quiet_s=0.2)
         await asyncio.sleep(0.3)  # longer than the quiet spell, but the model is busy
         gate.open.set()
         await first
