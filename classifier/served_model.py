@@ -46,7 +46,7 @@ MODEL_SECONDS = bentoml.metrics.Histogram(
 )
 EXPLAIN_SECONDS = bentoml.metrics.Histogram(
     name="classifier_explain_seconds",
-    documentation="Time the model took for one explanation (gradients, heatmap)",
+    documentation="Time the model took for one explanation's attributions (its gradients)",
 )
 
 
@@ -185,9 +185,7 @@ class BatchedModel:
 
     def __init__(self, tag: str, settings: Settings) -> None:
         self.explain_wait_s = settings.explain_wait_s
-        self.explanations_built = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="heatmap"
-        )
+        self.heatmap_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="heatmap")
 
         def load() -> None:
             self.model = ServedModel.load(tag, settings)
@@ -233,9 +231,9 @@ class BatchedModel:
         ranked, target, attribution = await self.batcher.when_idle(
             classify_and_attribute, quiet_s=EXPLAIN_QUIET_S, due_s=self.explain_wait_s
         )
-        phases["model"] = time.perf_counter() - started
+        phases["explain"] = time.perf_counter() - started
         explanation = await asyncio.get_running_loop().run_in_executor(
-            self.explanations_built, model.explanation, pixels, attribution
+            self.heatmap_thread, model.explanation, pixels, attribution
         )
         return explain_response(self.tag, ranked, target, k, explanation)
 
@@ -244,7 +242,7 @@ class BatchedModel:
 
     def close(self) -> None:
         self.batcher.close(timeout=5)
-        self.explanations_built.shutdown(wait=False, cancel_futures=True)
+        self.heatmap_thread.shutdown(wait=False, cancel_futures=True)
 
 
 class ModelService:

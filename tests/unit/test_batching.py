@@ -223,6 +223,7 @@ def test_idle_work_whose_caller_went_away_never_runs():
         gone = idle_work(batcher, gate, "gone", quiet_s=0)
         await asyncio.sleep(0.05)
         gone.cancel()
+        await asyncio.sleep(0.05)  # the cancellation reaches when_idle, which withdraws it
         gate.open.set()
         await first
         return await batcher.when_idle(lambda: "later", quiet_s=0, due_s=10)
