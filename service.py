@@ -162,8 +162,7 @@ class ImageClassifier:
                 answer = await self.backend.explain(pixels, index, k, phases)
         except ClientError as error:
             return error_response(error, ctx)
-        for name, seconds in phases.items():
-            timing.add(name, seconds)
+        timing.add_all(phases)
         return answer
 
     @bentoml.api(input_spec=PredictBatchForm)
@@ -228,8 +227,7 @@ class ImageClassifier:
         """Bytes from `read()` to an answer: prepared in the pool, then batched."""
         phases: dict[str, float] = {}
         answer = await self.backend.answer(await self.preparing.prepare(read, phases), k, phases)
-        for name, seconds in phases.items():
-            timing.add(name, seconds)
+        timing.add_all(phases)
         return answer
 
 

@@ -96,7 +96,7 @@ class Batcher(Generic[Item, Result]):
         self._closed = False
         self._seconds_per_item = 0.05  # refined after each batch; only used for Retry-After
         self._idle_work: collections.deque[_IdleWork] = collections.deque()
-        self._last_busy = 0.0  # when an item was last queued, or a batch last ended (perf_counter)
+        self._last_busy = 0.0  # an item last queued, a batch or idle work last ended (perf_counter)
         self._setup_error: BaseException | None = None
         ready = threading.Event()
         self._thread = threading.Thread(

@@ -13,6 +13,10 @@ class Timing:
         self.phases: dict[str, float] = {}
         self.headers = headers
 
+    def add_all(self, phases: dict[str, float]) -> None:
+        for phase, seconds in phases.items():
+            self.add(phase, seconds)
+
     def add(self, phase: str, seconds: float) -> None:
         self.phases[phase] = max(seconds, self.phases.get(phase, 0.0))
         self.headers["Server-Timing"] = ", ".join(
