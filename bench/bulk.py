@@ -1,12 +1,12 @@
 """The bulk client: `python -m bench.bulk` (about 5 minutes).
 
-Classifies a folder of phone-sized photos with `python -m classifier.client DIR --output ...`
-at 1, 2, 4, 8 and 16 images per request (1 sends /predict, more /predict_batch), against the
-service with its default settings serving two models: the ImageNet-sized one (224x224, where the
-model's time dominates; 320 photos) and one sized like the demo model (48x48, where HTTP's does;
-960 photos, so that each run lasts a few seconds). Each setting runs twice, in opposite orders,
-and the figures are ratios to one image per request in the same run. Writes bench/bulk.json and
-re-renders BENCHMARKS.md.
+Classifies a folder of phone-sized photos with `python -m classifier.client DIR --output ...` at 1,
+2, 4, 8 and 16 images per request (1 sends /predict, more /predict_batch), against the service with
+its default settings serving two models: the ImageNet-sized one (224x224, where the model's time
+dominates; 320 photos) and a small one (48x48, the demo model's size until 2026-12-01, 64x64 now;
+where HTTP's time dominates; 960 photos, so that each run lasts a few seconds). Each setting runs
+twice, in opposite orders, and the figures are ratios to one image per request in the same run.
+Writes bench/bulk.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ IMAGES_PER_REQUEST = [1, 2, 4, 8, 16]
 
 
 def save_small_model():
-    """A random ResNet50 for 48x48 inputs with five labels: as fast as the demo model."""
+    """A random ResNet50 for 48x48 inputs with five labels: the demo model's size until 2026-12."""
     import torch
     from torchvision.models import ResNet50_Weights
 

@@ -1,15 +1,15 @@
 """Explanations beside predictions: `python -m bench.explain` (about 12 minutes).
 
 Does /explain slow /predict? Against the service with its default settings, serving the
-ImageNet-sized model (224x224: Grad-CAM) and then one sized like the demo model (48x48:
-integrated gradients), closed-loop clients send /predict alone, then with one more client sending
-/explain back to back (waiting as long as Retry-After says after a 503), in the order alone, with,
-with, alone... so that the machine's noise hits both alike; the ratio of throughputs is taken in
-the same run. Saturated, the model is never idle and explanations wait for it in vain; so the same
-again with a light, paced load (a few clients pausing between requests), where explanations do
-run and the predictions' latency shows what they cost. Then /explain alone on the idle service,
-one request at a time, with the model's own time from `classifier_explain_seconds`. Writes
-bench/explain.json and re-renders BENCHMARKS.md.
+ImageNet-sized model (224x224: Grad-CAM) and then a small one (48x48, the demo model's size until
+2026-12-01; it is 64x64 now: integrated gradients), closed-loop clients send /predict alone, then
+with one more client sending /explain back to back (waiting as long as Retry-After says after a
+503), in the order alone, with, with, alone... so that the machine's noise hits both alike; the
+ratio of throughputs is taken in the same run. Saturated, the model is never idle and explanations
+wait for it in vain; so the same again with a light, paced load (a few clients pausing between
+requests), where explanations do run and the predictions' latency shows what they cost. Then
+/explain alone on the idle service, one request at a time, with the model's own time from
+`classifier_explain_seconds`. Writes bench/explain.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations

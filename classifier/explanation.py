@@ -7,7 +7,7 @@
 
 Grad-CAM (Selvaraju et al.) weighs the last convolutional stage's feature maps by their
 gradients: a coarse map, 7x7 for ResNet50 at 224 pixels, that follows objects rather than pixel
-noise. On small inputs that stage is too coarse to point at anything (2x2 for the 48-pixel demo),
+noise. On small inputs that stage is too coarse to point at anything (2x2 for the 64-pixel demo),
 so the pixel-level answer is integrated gradients (Sundararajan et al.) from a blurred copy of
 the image: how much each pixel's detail, beyond the blur, raised the label's score.
 A blurred baseline rather than black keeps flat backgrounds, which are their own blur, from
@@ -32,11 +32,11 @@ from .schemas import ExplanationMethod
 MIN_GRAD_CAM_SIZE = 7
 # Integrated gradients: steps along the path from the baseline, and the baseline's blur as a
 # share of the image's side. The steps run in batches of at most this many pixels in all (32 of
-# the demo's 48x48 in one): a fine-tuned model at 192 pixels would otherwise hold the
+# the demo's 64x64 in one): a fine-tuned model at 192 pixels would otherwise hold the
 # activations of 32 images at once for the backward pass, gigabytes.
 INTEGRATION_STEPS = 32
 BLUR_SHARE = 1 / 8
-PIXELS_PER_BATCH = 32 * 48 * 48
+PIXELS_PER_BATCH = 32 * 64 * 64
 # fp16 has too little range for the gradients of a score of about 10 reaching back to the
 # input (1e-5 and smaller underflow): the score is scaled up first, as in mixed-precision
 # training's loss scaling. Attributions are linear in it, and scaled to a peak of 1 anyway.

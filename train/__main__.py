@@ -49,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-steps", type=int, help="stop after this many steps")
 
     demo = commands.add_parser("demo", help="render shapes and train on them, fully offline")
-    demo.add_argument("--per-class", type=int, default=8400)
+    demo.add_argument("--per-class", type=int, default=6500)
     demo.add_argument("--validation-fraction", type=float, default=0.05)
     demo.add_argument("--epochs", type=int, default=1)
     demo.add_argument("--learning-rate", "--lr", type=float, default=3e-3)
     demo.add_argument("--batch-size", type=int, default=64)
-    demo.add_argument("--image-size", type=int, default=48)
-    demo.add_argument("--render-size", type=int, default=56, help="rendered at, then resized")
+    demo.add_argument("--image-size", type=int, default=64)
+    demo.add_argument("--render-size", type=int, default=66, help="rendered at, then resized")
     demo.add_argument(
         "--field-per-class", type=int, default=100, help="shapes drawn another way, to measure on"
     )
