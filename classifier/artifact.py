@@ -58,7 +58,8 @@ class ModelCard(BaseModel):
 
 def build_model(num_classes: int) -> nn.Module:
     """An untrained torchvision ResNet50 with a `num_classes`-way head."""
-    # zero_init_residual: each block starts as identity, which trains faster from scratch
+    # zero_init_residual: each block starts as identity; training from scratch starts those
+    # scales at 0.1 instead (train/finetune.py RESIDUAL_SCALE_FROM_SCRATCH)
     return torchvision.models.resnet50(
         weights=None, num_classes=num_classes, zero_init_residual=True
     )
