@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-class", type=int, default=6500)
     demo.add_argument("--validation-fraction", type=float, default=0.05)
     demo.add_argument("--epochs", type=int, default=1)
+    demo.add_argument(
+        "--clean-first", type=float, default=0.28, help="share of images, all clean, taken first"
+    )
     demo.add_argument("--learning-rate", "--lr", type=float, default=3e-3)
     demo.add_argument("--batch-size", type=int, default=64)
     demo.add_argument("--image-size", type=int, default=64)

@@ -27,6 +27,9 @@ from classifier.preprocess import Preprocessing
 from classifier.progress import progress
 
 from .imagenet import load_torchvision_weights
+from .whitening import whiten_convolution
+
+WHITENING_IMAGES = 256  # 200,000 patches at 64 pixels, for the first convolution's 147 values
 
 
 class FinetuneConfig(BaseModel):
@@ -91,6 +94,13 @@ def finetune(
     validation_loader = DataLoader(Subset(validation_set, order[:held].tolist()), 64)
 
     model, source_sha256 = _starting_model(config, len(labels))
+    if config.start_weights == "none":
+        # the stem starts as a fixed whitening of the training images' patches rather than
+        # random, from which a fresh model spent its first hundred steps near chance
+        # (train/whitening.py)
+        sample = [train_set[i][0] for i in order[held:][:WHITENING_IMAGES].tolist()]
+        whiten_convolution(model.conv1, torch.stack(sample))
+        model.conv1.weight.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel for all parameters, a seventh of a step's time on the demo model
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-4, fused=True)

@@ -114,7 +114,8 @@ def plot_confusion_matrix(report: dict, path: Path) -> None:
         include_values=len(labels) <= 30,
     )
     axes.set_title(
-        f"{report['model']}: top-1 {report['top1_accuracy']:.1%} on {report['answered']} images"
+        # two lines: a model tag is as wide as the plot of a handful of labels
+        f"{report['model']}\ntop-1 {report['top1_accuracy']:.1%} on {report['answered']} images"
     )
     axes.set_ylabel("true label (folder)")
     axes.set_xlabel("predicted label (top 1)")

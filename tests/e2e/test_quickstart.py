@@ -112,7 +112,7 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(demo, tmp_path):
     info = httpx.get(f"{server.url}/info").json()
     assert info["weights_source"] == "demo" and info["is_demo"] is True
     assert info["labels"] == sorted(SHAPES) and info["model"].startswith("resnet50:demo-")
-    assert info["validation_accuracy"] >= 0.8, info  # 89.2% measured
+    assert info["validation_accuracy"] >= 0.85, info  # 94.0% measured
     card = stored_card(home, info["model"])
     # the demo model generalises: shapes drawn by a renderer it never trained on, measured
     # by `evaluate` against the service as the README shows, agree with its card
@@ -126,9 +126,10 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(demo, tmp_path):
     assert result.returncode == 0, result.stderr
     measured = json.loads((report / "report.json").read_text())
     assert measured["answered"] == 5 * card["field_shapes"]["per_class"]
-    # 89.0% measured (issue 15 asks for 90%: not reached; the 48-pixel demo scored 88.4%); the
-    # order of the training images alone moves it by a few points, so a drop of more shows here
-    assert measured["top1_accuracy"] >= 0.85, measured
+    # 91.2% measured (issue 15 asks for 90%; 91.4% in process, on the card; with --seed 1,
+    # 94.2%). Another CPU may round differently and so train another path, which can move it
+    # by a point or two; the demo before the whitened stem scored 89.0%
+    assert measured["top1_accuracy"] >= 0.88, measured
     assert measured["top1_accuracy"] == pytest.approx(card["field_shapes_accuracy"], abs=0.02)
 
 

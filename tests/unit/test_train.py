@@ -10,6 +10,7 @@ import bentoml
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
@@ -18,6 +19,7 @@ from train.__main__ import build_parser, main
 from train.demo import DemoConfig
 from train.finetune import CurriculumSampler, FinetuneConfig, finetune
 from train.shapes import SHAPES, STYLES, clean_images, render, write_dataset
+from train.whitening import whiten_convolution
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,35 @@ def test_finetune_learns_and_stores_labels(tmp_path, checkpoint):
     assert len(result.losses) == 12
     assert np.mean(result.losses[-4:]) < np.mean(result.losses[:4])
     assert model.fc.out_features == len(SHAPES)
+
+
+def test_whitening_makes_the_first_convolution_pass_on_uncorrelated_unit_signals():
+    torch.manual_seed(0)
+    # smooth noise, unlike photos of shapes only in that it is easy to make: neighbouring pixels
+    # move together, so raw patches are strongly correlated
+    images = nn.functional.avg_pool2d(torch.randn(64, 3, 44, 44), 5, stride=1) * 3 + 0.5
+    convolution = build_model(5).conv1
+    whiten_convolution(convolution, images)
+    # without padding: the patches it was shown
+    outputs = nn.functional.conv2d(images, convolution.weight, stride=convolution.stride)
+    covariance = torch.cov(outputs.transpose(0, 1).flatten(1))
+    assert torch.allclose(covariance[:32, :32], torch.eye(32), atol=0.05)
+    # the other half are the same filters negated, so that a ReLU passes on both signs
+    assert torch.equal(convolution.weight[32:], -convolution.weight[:32])
+
+
+def test_training_from_scratch_keeps_the_whitened_first_convolution(tmp_path):
+    data = write_dataset(tmp_path / "data", per_class=8, size=32)
+    model, _, result = finetune(
+        FinetuneConfig(
+            data=data, start_weights="none", freeze_backbone=False, image_size=32,
+            batch_size=8, learning_rate=1e-2, max_steps=3, validation_fraction=0.25,
+        )
+    )  # fmt: skip
+    assert len(result.losses) == 3
+    # every other layer has moved; a trained stem would no longer be pairs of opposite filters
+    assert torch.equal(model.conv1.weight[32:], -model.conv1.weight[:32])
+    assert not model.conv1.weight.requires_grad and model.layer1[0].conv1.weight.requires_grad
 
 
 def test_finetune_needs_two_classes(tmp_path):
