@@ -120,9 +120,10 @@ def is_clean(seed: int) -> bool:
 
 def _draws_clean(rng: random.Random) -> bool:
     # over half are clean (whole, unhidden, uncompressed, no clutter): clear examples to learn
-    # the shapes from while the others teach what does not matter. The demo trains on them first;
-    # with 35% of its steps on them rather than 55% it scored 1.6 and 3.9 points less on the
-    # second renderer's shapes, with two training seeds (docs/demo-model.md)
+    # the shapes from while the others teach what does not matter. The demo starts on some of
+    # them alone, then trains on the rest mixed (train/demo.py). When it took all of them first,
+    # 35% rather than 55% scored 1.6 and 3.9 points less on the second renderer's shapes, with
+    # two training seeds (docs/demo-model.md)
     return rng.random() < CLEAN_FRACTION
 
 
