@@ -1,12 +1,12 @@
 """Start a fresh network's first convolution as a whitening of the training images' patches.
 
 From random filters, the demo's ResNet50, trained from scratch, spent its first hundred steps
-near chance. Filters that whiten the images' patches (the patches
-projected on their strongest principal directions, each scaled to unit variance, in both signs)
-pass every strong direction on from the first step. On the demo's clean shapes the loss over
-steps 80 to 100 fell from 1.40 to 0.47, and kept fixed the stem did better than left to train
-(0.19 against 0.28 by step 160; docs/demo-model.md). The trick is from the fast CIFAR-10
-training records (Page's DAWNBench ResNet, Keller Jordan's airbench).
+near chance. Filters that whiten the images' patches (the patches projected on their strongest
+principal directions, each scaled to unit variance, in both signs) pass every strong direction
+on from the first step. On the demo's clean shapes the loss over steps 80 to 100 fell from 1.40
+to 0.47, and kept fixed the stem did better than left to train (0.19 against 0.28 by step 160;
+docs/demo-model.md). The trick is from the fast CIFAR-10 training records (Page's DAWNBench
+ResNet, Keller Jordan's airbench).
 """
 
 from __future__ import annotations
