@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision import datasets
 from torchvision.models import ResNet50_Weights
 from torchvision.models.resnet import Bottleneck
@@ -93,14 +93,9 @@ def finetune(
     )
     validation_loader = DataLoader(Subset(validation_set, order[:held].tolist()), 64)
 
-    model, source_sha256 = _starting_model(config, len(labels))
-    if config.start_weights == "none":
-        # the stem starts as a fixed whitening of the training images' patches rather than
-        # random, from which a fresh model spent its first hundred steps near chance
-        # (train/whitening.py)
-        sample = [train_set[i][0] for i in order[held:][:WHITENING_IMAGES].tolist()]
-        whiten_convolution(model.conv1, torch.stack(sample))
-        model.conv1.weight.requires_grad_(False)
+    # a fresh model's stem is set from these (read only when training from scratch)
+    stem_images = Subset(train_set, order[held:][:WHITENING_IMAGES].tolist())
+    model, source_sha256 = _starting_model(config, len(labels), stem_images)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel for all parameters, a seventh of a step's time on the demo model
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-4, fused=True)
@@ -188,9 +183,11 @@ class CurriculumSampler(Sampler[int]):
         return iter(order)
 
 
-def _starting_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, str | None]:
+def _starting_model(
+    config: FinetuneConfig, num_classes: int, stem_images: Dataset
+) -> tuple[nn.Module, str | None]:
     if config.start_weights == "none":
-        return _fresh_model(num_classes), None
+        return _fresh_model(num_classes, stem_images), None
     state_dict, _, source_sha256 = load_torchvision_weights(
         config.start_weights_file if config.start_weights == "file" else None
     )
@@ -211,11 +208,15 @@ def _starting_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module
 RESIDUAL_SCALE_FROM_SCRATCH = 0.1
 
 
-def _fresh_model(num_classes: int) -> nn.Module:
+def _fresh_model(num_classes: int, stem_images: Dataset) -> nn.Module:
     model = build_model(num_classes)
     for block in model.modules():
         if isinstance(block, Bottleneck):
             nn.init.constant_(block.bn3.weight, RESIDUAL_SCALE_FROM_SCRATCH)
+    # the stem starts as a fixed whitening of the training images' patches rather than random,
+    # from which a fresh model spent its first hundred steps near chance (train/whitening.py)
+    whiten_convolution(model.conv1, torch.stack([image for image, _ in stem_images]))
+    model.conv1.weight.requires_grad_(False)
     return model
 
 
