@@ -27,6 +27,7 @@ from bench import (
     SERVICE,
     SERVICE_2W,
     SERVICE_EAGER,
+    emulation,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "BENCHMARKS.md",
         help="the report; its figures go to bench/ beside it",
     )
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench", argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     os.environ["BENTOML_HOME"] = str(workdir / "bentoml")  # before anything imports bentoml
@@ -310,22 +313,21 @@ def stored_card(stored):
 
 
 def machine() -> dict:
+    """Where the figures come from: the CPU with its features and what torch used of them."""
     import platform
 
     import bentoml
     import torch
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from classifier.cpu import describe_cpu
+
+    cpu = describe_cpu()
     return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu.model,
+        "cores": cpu.cores,
+        "cpu_info": cpu.model_dump(),
+        "kind": cpu.kind,
+        "summary": cpu.summary(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import emulation
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PER_REQUEST = [1, 2, 4, 8, 16]
 
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-photos", type=int, default=960, help="for the demo-sized one")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.bulk", argv)
     from bench.__main__ import machine, save_benchmark_model
     from bench.inputs import SIZES, photo
     from bench.report import data_file, rerender

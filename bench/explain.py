@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import emulation
 from classifier.testing.overload import REFUSED, photo_requests
 from classifier.testing.traffic import Answer, Clock, Request, drive, percentile
 
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
                         help="the report to re-render; the figures go to bench/explain.json "
                         "beside it")  # fmt: skip
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.explain", argv)
     from bench.__main__ import machine, save_benchmark_model
     from bench.bulk import save_small_model
     from bench.inputs import SIZES, photo

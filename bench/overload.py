@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import emulation
 from classifier.testing.overload import REFUSED, measure_spike, photo_requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--during", type=float, default=30)
     parser.add_argument("--after", type=float, default=20)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.overload", argv)
     from bench.__main__ import machine
     from bench.inputs import SIZES, photo
     from bench.load import ProcessSampler

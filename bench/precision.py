@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import emulation
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,7 +66,9 @@ def differences(probabilities, reference) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "precision.json")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.precision", argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-precision-"))
     os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "compile-cache")
@@ -84,7 +88,7 @@ def measure(args: argparse.Namespace) -> int:
 
     from bench.inputs import photos
     from classifier.artifact import ModelCard, build_model
-    from classifier.inference import cpu_supports_bf16
+    from classifier.cpu import cpu_supports_bf16
     from classifier.preprocess import Preprocessing
     from train.demo import DemoConfig, train_demo
     from train.shapes import SHAPES, STYLES, render

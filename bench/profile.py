@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+from bench import emulation
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "bench" / "profiles"  # raw stacks and speedscope files, not in git
 CACHE = "/tmp/bench-profile-cache"
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eager", action="store_true", help="CLASSIFIER_COMPILE=off")
     parser.add_argument("--label", help="the record's name in --output (default: compiled/eager)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "profile.json")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.profile", argv)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     os.environ.setdefault("CLASSIFIER_COMPILE_CACHE_DIR", CACHE)  # compiles once: reruns are fast
     if args.eager:

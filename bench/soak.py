@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import emulation
 from classifier.testing.traffic import Answer, Clock, Request, drive, per_window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="at least this many")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.soak", argv)
     from bench.__main__ import machine
     from bench.inputs import SIZES, photo
     from bench.load import ProcessSampler

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import emulation
 from bench.__main__ import TWO_WORKERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    emulation.add_option(parser)
     args = parser.parse_args(argv)
+    emulation.restart_if_asked(args, "bench.sweep", argv)
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
 

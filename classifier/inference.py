@@ -2,14 +2,17 @@
 
 >>> predictor = Predictor(model, card, device="auto", precision="auto", compile="auto")
 >>> predictor.warm_up()                              # compiles, before the first request
+>>> predictor.warm_up(compile_in_background=True)    # or answers eagerly while it compiles
 >>> probabilities = predictor.predict(pixels)        # (N, crop, crop, 3) uint8
 >>> top_k(probabilities[0], card.labels, k=5)
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +33,7 @@ from .compilation import (
     release_compile_workers,
     use_cache_dir,
 )
+from .cpu import cpu_supports_bf16
 from .errors import ClientError
 from .schemas import CompileInfo, Prediction
 from .settings import CompileMode
@@ -54,11 +58,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for, but CUDA is not available")
     return device
-
-
-def cpu_supports_bf16() -> bool:
-    """AVX-512 BF16 or AMX: bf16 matrix maths at full speed on this CPU."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -104,8 +103,13 @@ class Predictor:
             self.device, dtype=self.dtype, memory_format=self.memory_format
         )
         self.max_batch_size = max_batch_size
-        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
-        self.batch_sizes: tuple[int, ...] | None = None  # compiled ones; None: eager, any size
+        # what answers, and for which batch sizes (None: eager, any size), as one reference:
+        # a compiling thread replaces it whole, so that a batch never pads for one and runs on
+        # the other
+        self.serving: tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, ...] | None] = (
+            self.model,
+            None,
+        )
         self.seconds_per_batch: dict[int, float] = {}
         self.compilation = CompileInfo(
             mode=compile,
@@ -114,6 +118,15 @@ class Predictor:
             cache_dir=str(compile_cache_dir) if compile_cache_dir else None,
         )
         self._graphs_when_ready = 0
+
+    @property
+    def forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self.serving[0]
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...] | None:
+        """The compiled batch sizes; None while the eager model answers (any size)."""
+        return self.serving[1]
 
     @torch.inference_mode()
     def predict(self, pixels: np.ndarray) -> torch.Tensor:
@@ -127,32 +140,66 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised float inputs to (N, classes) float32 probabilities on the CPU."""
+        forward, batch_sizes = self.serving  # once: the compiled model may come in meanwhile
         count = len(inputs)
-        if self.batch_sizes is not None and count not in self.batch_sizes:
+        if batch_sizes is not None and count not in batch_sizes:
             # zero rows up to a compiled size, dropped from the answer: never a new graph
-            size = padded_size(count, self.batch_sizes)
+            size = padded_size(count, batch_sizes)
             inputs = torch.cat([inputs, inputs.new_zeros((size - count, *inputs.shape[1:]))])
-        inputs = inputs.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
-        logits = self.forward(inputs)
-        return logits.float().softmax(dim=1).cpu()[:count]
+        return self._run(forward, inputs)[:count]
 
-    def warm_up(self) -> None:
-        """Compile if asked, then run every batch size the model will see, so that no request
-        pays for compilation or kernel selection; call it before serving, on the model's thread."""
-        if self.compilation.mode != "off":
+    def _run(self, forward: Callable, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        return forward(inputs).float().softmax(dim=1).cpu()
+
+    def warm_up(self, compile_in_background: bool = False) -> None:
+        """Run the model at the batch sizes it will see, so that no request pays for kernel
+        selection, and compile it if asked; call it before serving, on the model's thread.
+
+        `compile_in_background` (CPUs): return once the eager model is warm, and compile in a
+        thread of its own while the eager model answers; once every graph is made, the next
+        batch runs compiled, so no request waits for compilation (on a CPU without bf16 the
+        five graphs take minutes). That thread runs torch too, while it compiles: GNU OpenMP
+        lets neither thread's workers spin meanwhile, and frees the thread's own when it ends.
+        On GPUs it compiles first: inductor records its CUDA graphs for the thread that first
+        runs them.
+        """
+        self.seconds_per_batch = self._time_batches(self.model, (1, self.max_batch_size), 1)
+        if self.compilation.mode == "off":
+            return
+        if compile_in_background and self.device.type == "cpu":
+            self.compilation = self.compilation.model_copy(update={"compiling": True})
+            # torch's compiler settings are context variables: it compiles with the caller's
+            caller = contextvars.copy_context()
+            threading.Thread(
+                target=caller.run, args=(self._compile,), name="compile", daemon=True
+            ).start()
+        else:
             self._compile()
+
+    @torch.inference_mode()
+    def _time_batches(self, forward: Callable, batch_sizes, runs: int) -> dict[int, float]:
+        """The best of `runs` timed calls of `forward` at each batch size (the first call of a
+        compiled size compiles its graph, untimed)."""
         size = self.card.preprocessing.crop_size
-        for batch_size in self.batch_sizes or (1, self.max_batch_size):
-            pixels = np.zeros((batch_size, size, size, 3), dtype=np.uint8)
-            runs = []
-            for _ in range(2 if self.batch_sizes else 1):
+        seconds = {}
+        for batch_size in batch_sizes:
+            inputs = self.card.preprocessing.normalize(
+                np.zeros((batch_size, size, size, 3), dtype=np.uint8)
+            )
+            if forward is not self.model:
+                self._run(forward, inputs)
+            timed = []
+            for _ in range(runs):
                 started = time.perf_counter()
-                self.predict(pixels)
-                runs.append(time.perf_counter() - started)
-            self.seconds_per_batch[batch_size] = min(runs)
-        self._graphs_when_ready = graphs_compiled()
+                self._run(forward, inputs)
+                timed.append(time.perf_counter() - started)
+            seconds[batch_size] = min(timed)
+        return seconds
 
     def _compile(self) -> None:
+        """Compile every batch size, then answer with the compiled model from the next batch on;
+        on failure, say why and leave the eager model answering."""
         reason = missing_toolchain(self.device)
         if reason is not None and self.compilation.mode == "auto":
             self._serve_eager(f"cannot compile here: {reason}")
@@ -161,53 +208,72 @@ class Predictor:
             use_cache_dir(Path(self.compilation.cache_dir))
         started, cached = time.perf_counter(), graphs_from_cache()
         batch_sizes = compiled_batch_sizes(self.max_batch_size)
-        self.forward, self.batch_sizes = compile_model(self.model, self.device), batch_sizes
-        size = self.card.preprocessing.crop_size
+        forward = compile_model(self.model, self.device)
         try:
             with compiling(len(batch_sizes)):
-                for batch_size in batch_sizes:  # each compiles its graph on its first call
-                    self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
+                seconds = self._time_batches(forward, batch_sizes, 2)
         except Exception as error:  # a missing compiler, an unsupported device, a torch bug
             torch._dynamo.reset()
-            self.forward, self.batch_sizes = self.model, None
             self._serve_eager(f"compiling failed: {_first_line(error)}")
             return
         finally:
             release_compile_workers()
-        self.compilation = self.compilation.model_copy(
+        compiled = self.compilation.model_copy(
             update={
                 "compiled": True,
+                "compiling": False,
                 "batch_sizes": list(batch_sizes),
                 "seconds": round(time.perf_counter() - started, 1),
                 "graphs_from_cache": graphs_from_cache() - cached,
             }
+        )
+        self.seconds_per_batch = seconds  # before the batch sizes they are for
+        self._graphs_when_ready = graphs_compiled()
+        self.serving = (forward, batch_sizes)
+        self.compilation = compiled
+        logger.info(
+            "serving the compiled model from the next batch on (batch sizes %s, %.0f s to compile)",
+            ", ".join(map(str, batch_sizes)),
+            compiled.seconds,
         )
 
     def _serve_eager(self, reason: str) -> None:
         logger.warning(
             "serving the eager model (CLASSIFIER_COMPILE=%s): %s", self.compilation.mode, reason
         )
-        self.compilation = self.compilation.model_copy(update={"reason": reason})
+        self._graphs_when_ready = graphs_compiled()
+        self.compilation = self.compilation.model_copy(
+            update={"reason": reason, "compiling": False}
+        )
 
     def describe_compilation(self) -> CompileInfo:
         """What was compiled, and torch's count of graphs compiled since serving began."""
         graphs = graphs_compiled()
-        return self.compilation.model_copy(
-            update={"graphs": graphs, "recompilations": graphs - self._graphs_when_ready}
-        )
+        compilation = self.compilation  # a compiling thread may replace it meanwhile
+        recompilations = 0 if compilation.compiling else graphs - self._graphs_when_ready
+        return compilation.model_copy(update={"graphs": graphs, "recompilations": recompilations})
 
     def batch_size_for(self, queued: int) -> int:
         """How many of `queued` waiting images to run next: all of them, up to the largest
         batch, unless padding them up to a compiled size costs more per image than running
         the largest compiled size they fill (on CPUs, where a batch's cost grows with its
         size; on GPUs padding is almost free and fewer, fuller calls win)."""
-        count = min(queued, self.max_batch_size)
-        if self.batch_sizes is None or count in self.batch_sizes:
-            return count
-        up = padded_size(count, self.batch_sizes)
-        down = max(size for size in self.batch_sizes if size <= count)
-        seconds = self.seconds_per_batch
-        return count if seconds[up] / count <= seconds[down] / down else down
+        return cheapest_batch(
+            min(queued, self.max_batch_size), self.batch_sizes, self.seconds_per_batch
+        )
+
+
+def cheapest_batch(
+    count: int, batch_sizes: tuple[int, ...] | None, seconds_per_batch: dict[int, float]
+) -> int:
+    """`count` images, or the largest compiled size they fill if padding them up to the next
+    compiled size costs more per image (see `Predictor.batch_size_for`)."""
+    if batch_sizes is None or count in batch_sizes:
+        return count
+    up = padded_size(count, batch_sizes)
+    down = max(size for size in batch_sizes if size <= count)
+    seconds = seconds_per_batch
+    return count if seconds[up] / count <= seconds[down] / down else down
 
 
 def _first_line(error: BaseException) -> str:

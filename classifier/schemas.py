@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from .cpu import CpuInfo
 from .preprocess import Preprocessing
 
 
@@ -133,11 +134,16 @@ class CompileInfo(BaseModel):
 
     mode: str = Field(description="CLASSIFIER_COMPILE: auto, inductor or off.")
     compiled: bool = Field(description="True when the compiled model answers, else the eager one.")
+    compiling: bool = Field(
+        False,
+        description="True while the graphs are made in the background; the eager model answers "
+        "meanwhile, and the compiled one from the batch after they are ready.",
+    )
     reason: str | None = Field(None, description="Why the eager model answers, if it does.")
     batch_sizes: list[int] = Field(
         default_factory=list, description="Compiled batch sizes; each batch is padded to one."
     )
-    seconds: float | None = Field(None, description="Time compilation took at start.")
+    seconds: float | None = Field(None, description="Time compilation took.")
     cache_dir: str | None = Field(None, description="Where compiled code is kept across starts.")
     graphs_from_cache: int = Field(
         0, description="Compiled graphs loaded from cache_dir at start instead of generated."
@@ -175,6 +181,7 @@ class ModelInfo(BaseModel):
                 "compile": {
                     "mode": "auto",
                     "compiled": True,
+                    "compiling": False,
                     "reason": None,
                     "batch_sizes": [1, 2, 4, 8, 16],
                     "seconds": 14.9,
@@ -184,6 +191,21 @@ class ModelInfo(BaseModel):
                     "recompilations": 0,
                 },
                 "limits": {"max_request_bytes": 33554432},
+                "cpu": {
+                    "model": "AMD EPYC 9R14",
+                    "cores": 2,
+                    "features": {
+                        "avx2": True,
+                        "avx512": True,
+                        "avx512_bf16": True,
+                        "vnni": True,
+                        "amx": False,
+                    },
+                    "torch_isa": "AVX512",
+                    "bf16": True,
+                    "kind": "avx512-bf16",
+                    "switches": {},
+                },
             }
         }
     )
@@ -206,3 +228,8 @@ class ModelInfo(BaseModel):
     max_latency_ms: int
     compile: CompileInfo
     limits: dict[str, int]
+    cpu: CpuInfo = Field(
+        description="The CPU the service runs on: the features it found (AVX2, AVX-512, "
+        "AVX-512 BF16, VNNI, AMX) and what torch uses of them, which sets the precision and "
+        "the speed."
+    )

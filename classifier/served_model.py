@@ -20,6 +20,7 @@ from bentoml.exceptions import BentoMLException
 
 from .artifact import ModelCard, ModelIntegrityError, load_model
 from .batching import Batcher
+from .cpu import describe_cpu
 from .errors import ClientError
 from .explanation import Attribution, Explainer
 from .heatmap import overlay_png
@@ -96,11 +97,12 @@ class ServedModel:
 
     @classmethod
     def load(cls, tag: str, settings: Settings) -> ServedModel:
-        """Loaded, checked, placed, compiled and warmed up, so that no request waits for it."""
+        """Loaded, checked, placed and warmed up, so that no request waits for it; compiled in
+        the background meanwhile (see `Predictor.warm_up`)."""
         stored = bentoml.models.get(tag)
         network, card = load_model(stored.path, stored.info.metadata)
         predictor = Predictor(network, card, **settings.predictor_options())
-        predictor.warm_up()
+        predictor.warm_up(compile_in_background=True)
         served = cls(str(stored.tag), card, predictor)
         # the first backward pass picks its kernels and allocates: not while a request waits
         crop = card.preprocessing.crop_size
@@ -177,6 +179,7 @@ class ServedModel:
                 "max_explanations": settings.max_explanations,
                 "request_timeout_s": settings.request_timeout_s,
             },
+            cpu=describe_cpu(),
         )
 
 

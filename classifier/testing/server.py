@@ -89,6 +89,19 @@ class Server:
             time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
 
+    def wait_compiled(self, timeout: float = 600) -> float:
+        """Seconds from start until the service's compiled model answers (it compiles in the
+        background once ready, the eager model answering meanwhile); its /info `compile` then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            compiled = httpx.get(f"{self.url}/info", timeout=30).json()["compile"]
+            if not compiled["compiling"]:
+                return time.perf_counter() - self.started
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"not compiled in {timeout}s:\n{self.log.read_text()[-4000:]}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             # BentoML's supervisor starts each worker in a session of its own: find them first

@@ -3,13 +3,17 @@ and the eager model whenever compiling is impossible or fails."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from classifier.compilation import compiled_batch_sizes, graphs_compiled, padded_size
-from classifier.inference import Predictor, cpu_supports_bf16
+from classifier.cpu import cpu_supports_bf16
+from classifier.inference import Predictor, cheapest_batch
 from tests.conftest import random_model
 
 
@@ -170,10 +174,53 @@ def test_the_batcher_takes_what_costs_least_per_image():
     model, card = TinyNet(), random_model(image_size=32)[1]
     predictor = Predictor(model, card, precision="fp32", max_batch_size=16)
     assert predictor.batch_size_for(40) == 16 and predictor.batch_size_for(9) == 9  # eager
-    predictor.batch_sizes = (1, 2, 4, 8, 16)
+    sizes = (1, 2, 4, 8, 16)
     # a CPU: a batch costs in proportion to its size, so padding 9 up to 16 wastes 7 images
-    predictor.seconds_per_batch = {1: 0.02, 2: 0.035, 4: 0.06, 8: 0.11, 16: 0.22}
-    assert [predictor.batch_size_for(n) for n in (1, 3, 8, 9, 15, 40)] == [1, 2, 8, 8, 8, 16]
+    cpu = {1: 0.02, 2: 0.035, 4: 0.06, 8: 0.11, 16: 0.22}
+    assert [cheapest_batch(n, sizes, cpu) for n in (1, 3, 8, 9, 15, 16)] == [1, 2, 8, 8, 8, 16]
     # a GPU: a batch of 16 costs little more than one of 8, so 9 are padded and run at once
-    predictor.seconds_per_batch = {1: 0.002, 2: 0.002, 4: 0.0021, 8: 0.0023, 16: 0.0025}
-    assert [predictor.batch_size_for(n) for n in (1, 3, 9, 15)] == [1, 3, 9, 15]
+    gpu = {1: 0.002, 2: 0.002, 4: 0.0021, 8: 0.0023, 16: 0.0025}
+    assert [cheapest_batch(n, sizes, gpu) for n in (1, 3, 9, 15)] == [1, 3, 9, 15]
+    # and the predictor asks it about at most its largest batch
+    predictor.seconds_per_batch, predictor.serving = cpu, (predictor.model, sizes)
+    assert predictor.batch_size_for(40) == 16 and predictor.batch_size_for(9) == 8
+
+
+def test_compiled_in_the_background_while_the_eager_model_answers(card):
+    eager = Predictor(TinyNet(), card, precision="fp32", max_batch_size=4)
+    predictor = Predictor(TinyNet(), card, precision="fp32", max_batch_size=4, compile="inductor")
+    eager.warm_up()
+    graphs = graphs_compiled()
+    predictor.warm_up(compile_in_background=True)
+    # back at once, the eager model answering; the graphs are still being made
+    assert predictor.describe_compilation().compiling and predictor.batch_sizes is None
+    images = pixels(card, 3)
+    answers = [predictor.predict(images)]
+    for _ in range(600):  # at most a minute
+        if not predictor.describe_compilation().compiling:
+            break
+        answers.append(predictor.predict(images))
+        time.sleep(0.1)
+    info = predictor.describe_compilation()
+    assert info.compiled and not info.compiling and info.batch_sizes == [1, 2, 4], info
+    assert predictor.batch_sizes == (1, 2, 4) and predictor.forward is not predictor.model
+    assert set(predictor.seconds_per_batch) == {1, 2, 4}
+    answers.append(predictor.predict(images))  # padded to 4
+    for answer in answers:  # eager before, compiled after: the same
+        torch.testing.assert_close(answer, eager.predict(images), atol=1e-5, rtol=1e-4)
+    assert graphs_compiled() - graphs == 3 and info.recompilations == 0
+    assert not [t for t in threading.enumerate() if t.name == "compile"], "the thread ended"
+
+
+def test_a_failed_background_compilation_leaves_the_eager_model(card, no_compiler, caplog):
+    predictor = Predictor(TinyNet(), card, precision="fp32", compile="inductor")
+    predictor.warm_up(compile_in_background=True)
+    for _ in range(600):
+        if not predictor.describe_compilation().compiling:
+            break
+        time.sleep(0.1)
+    info = predictor.describe_compilation()
+    assert not info.compiled and "compiling failed" in info.reason, info
+    assert predictor.batch_sizes is None and info.recompilations == 0
+    assert predictor.predict(pixels(card, 3)).shape == (3, 5)
+    assert [r for r in caplog.records if "serving the eager model" in r.getMessage()]

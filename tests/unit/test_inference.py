@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from classifier.artifact import WEIGHTS_FILE, ModelIntegrityError, load_model, save_model
-from classifier.inference import Predictor, cpu_supports_bf16, resolve_precision, top_k
+from classifier.cpu import cpu_supports_bf16
+from classifier.inference import Predictor, resolve_precision, top_k
 from tests import ROOT, images
 from tests.conftest import random_model
 
