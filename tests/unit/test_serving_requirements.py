@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import importlib.metadata
 import re
 import subprocess
@@ -55,16 +56,24 @@ def serving_distributions() -> set[str]:
     return found
 
 
-def development_only_entries() -> set[str]:
+@functools.cache
+def development_only_entries() -> frozenset[str]:
     """The names in site-packages (packages, modules, metadata) that only the development
     packages own."""
     owners = collections.defaultdict(set)
     for distribution in importlib.metadata.distributions():
-        for file in distribution.files or []:
-            if file.parts[0] != "..":
-                owners[file.parts[0]].add(distribution_name(distribution.metadata["Name"]))
+        name = distribution_name(distribution.metadata["Name"])
+        # each file's first path part, straight from a wheel's RECORD when there is one: torch
+        # alone lists 20,000 files, too many to make a path object of each
+        record = distribution.read_text("RECORD")
+        if record is not None:
+            tops = {line.split(",", 1)[0].split("/", 1)[0] for line in record.splitlines()}
+        else:
+            tops = {file.parts[0] for file in distribution.files or []}
+        for top in tops - {"", ".."}:
+            owners[top].add(name)
     serving = serving_distributions()
-    return {entry for entry, names in owners.items() if not names & serving}
+    return frozenset(entry for entry, names in owners.items() if not names & serving)
 
 
 def test_development_packages_are_told_apart():
