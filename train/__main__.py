@@ -49,21 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-steps", type=int, help="stop after this many steps")
 
     demo = commands.add_parser("demo", help="render shapes and train on them, fully offline")
-    demo.add_argument("--per-class", type=int, default=6500)
+    demo.add_argument(
+        "--time-budget", dest="time_budget_s", type=float, default=240,
+        help="seconds of training; the steps follow from this CPU's measured speed",
+    )  # fmt: skip
+    demo.add_argument("--per-class", type=int, help="images per shape (default: the budget's)")
     demo.add_argument("--validation-fraction", type=float, default=0.05)
-    demo.add_argument("--epochs", type=int, default=1)
+    demo.add_argument("--epochs", type=int, default=2, help="passes over the images")
     demo.add_argument(
         "--clean-first", type=float, default=0.28, help="share of images, all clean, taken first"
     )
     demo.add_argument("--learning-rate", "--lr", type=float, default=3e-3)
-    demo.add_argument("--batch-size", type=int, default=64)
-    demo.add_argument("--image-size", type=int, default=64)
-    demo.add_argument("--render-size", type=int, default=66, help="rendered at, then resized")
+    demo.add_argument("--batch-size", type=int, help="default: by the budget, 64 or 32")
+    demo.add_argument("--image-size", type=int, help="default: by the budget, 64 or 48")
+    demo.add_argument(
+        "--render-size", type=int, help="drawn at (default: what the model resizes to)"
+    )
     demo.add_argument(
         "--field-per-class", type=int, default=100, help="shapes drawn another way, to measure on"
     )
+    demo.add_argument(
+        "--blocks-per-stage", type=int, default=1, help="residual blocks trained in each stage"
+    )
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--max-steps", type=int, help="stop after this many steps")
+    demo.add_argument("--max-steps", type=int, help="this many steps, whatever the budget")
     demo.add_argument("--data", type=Path, help="keep the rendered images in this folder")
 
     return parser

@@ -2,59 +2,148 @@
 
 from __future__ import annotations
 
+import io
+import math
 import random
 import tempfile
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 from torch.utils.data import DataLoader
 from torchvision import datasets
+from torchvision.models import ResNet50_Weights
+
+from classifier.cpu import describe_cpu
+from classifier.preprocess import Preprocessing
 
 from . import field_shapes
+from .budget import seconds_per_image, seconds_per_step, steps_within
 from .finetune import FinetuneConfig, evaluate, finetune
-from .shapes import SHAPES, clean_images, write_dataset
+from .shapes import SHAPES, STYLES, clean_images, render, write_dataset
+from .steps import first_blocks_only
+
+# What the demo trains at, the first its budget affords: 64 pixels and 64 images a step where the
+# budget buys enough steps at them, else 48 pixels and 32 a step. With few steps the first blocks
+# learned as much a step at 48 as at 64, for a third less time, and 32 a step gained 1.5 to 2
+# points on 64; with many, 64 pixels gained 2 to 3 points (docs/demo-model.md).
+RESOLUTIONS = ((64, 64), (48, 32))  # (image size, batch size)
+ENOUGH_IMAGES_SEEN = 40_000  # each image twice: steps x batch size
+
+
+class DemoPlan(BaseModel):
+    """What the budget buys on this CPU, estimated before any image is drawn."""
+
+    image_size: int
+    batch_size: int
+    render_size: int
+    seconds_per_step: float = Field(description="Measured on random images.")
+    seconds_per_image: float = Field(description="Drawing one, every core drawing.")
+    steps: int
+    per_class: int
 
 
 class DemoConfig(BaseModel):
-    per_class: int = Field(6500, ge=4, description="Images per shape, each drawn once.")
+    time_budget_s: float = Field(
+        240,
+        gt=0,
+        description="Seconds to draw the images and train on them, on any CPU: the steps they "
+        "buy there, at speeds measured first.",
+    )
+    per_class: int | None = Field(
+        None, ge=4, description="Images per shape; by default what the budget's steps need."
+    )
     validation_fraction: float = Field(
         0.05, gt=0, lt=1, description="Held out for the validation figure on the card."
     )
     field_per_class: int = Field(
         100, ge=1, description="Shapes per class from the second renderer, to measure on."
     )
-    render_size: int = Field(66, ge=32, description="Rendered this large; the model resizes.")
-    # 64 pixels rather than 48: a small shape keeps nearly twice the pixels, for about a quarter
-    # more time a step (ResNet50's last stages are as small either way); 2 points more over five
-    # sets of the second renderer's shapes, given residual blocks that do not start at zero
-    image_size: int = Field(64, ge=32)
-    # one pass over many images rather than several over fewer, 64 a step: the best measured in
-    # four minutes, though by less than training seeds differ (docs/demo-model.md)
-    epochs: int = Field(1, ge=1)
+    image_size: int | None = Field(None, ge=32, description="By default RESOLUTIONS' choice.")
+    batch_size: int | None = Field(None, ge=2, description="By default RESOLUTIONS' choice.")
+    render_size: int | None = Field(
+        None, ge=32, description="Drawn this large (by default what the model resizes to)."
+    )
+    # each image twice, the second time in another flip and quarter turn: as good as new images
+    # were, and drawing them costs half a step's time on CPUs with bf16
+    epochs: int = Field(2, ge=1)
     clean_first: float = Field(
         0.28, ge=0, lt=1, description="The share of images, all clean, trained on before the rest."
     )
     learning_rate: float = 3e-3
     warmup_fraction: float = Field(0.05, gt=0, lt=1)
-    batch_size: int = 64
+    # the first block of each stage alone, the others exact identities: a step costs 2.6 times
+    # less, and in the same time the model learned more than with all sixteen blocks
+    blocks_per_stage: int = Field(1, ge=1)
     seed: int = 0
-    max_steps: int | None = None
+    max_steps: int | None = Field(None, ge=1, description="This many steps, whatever the budget.")
     data: Path | None = Field(None, description="Keep the rendered images here.")
+
+    def images_per_step(self, batch_size: int) -> float:
+        """New images a step needs, each seen `epochs` times, with those held out drawn too."""
+        return batch_size / (self.epochs * (1 - self.validation_fraction))
+
+    def plan(self) -> DemoPlan:
+        """The largest of RESOLUTIONS (or the one asked for) whose steps, their images' drawing
+        included, the budget buys enough of on this CPU; measured here, in a few seconds."""
+        asked = (self.image_size, dict(RESOLUTIONS).get(self.image_size, 32))
+        choices = [asked] if self.image_size else RESOLUTIONS
+        for image_size, batch_size in choices:
+            batch_size = self.batch_size or batch_size
+            render_size = (
+                self.render_size
+                or Preprocessing.from_weights(ResNet50_Weights.IMAGENET1K_V2)
+                .at_size(image_size)
+                .resize_size
+            )
+            step = seconds_per_step(
+                num_classes=len(SHAPES),
+                image_size=image_size,
+                batch_size=batch_size,
+                blocks_per_stage=self.blocks_per_stage,
+            )
+            image = seconds_per_image(lambda n, size=render_size: _draw_and_encode(n, size))
+            cost = step + image * self.images_per_step(batch_size)  # drawing included
+            steps = self.max_steps or steps_within(self.time_budget_s, cost, at_least=10)
+            if steps * batch_size >= ENOUGH_IMAGES_SEEN:
+                break
+        per_class = self.per_class or math.ceil(
+            steps * self.images_per_step(batch_size) / len(SHAPES)
+        )
+        return DemoPlan(
+            image_size=image_size,
+            batch_size=batch_size,
+            render_size=render_size,
+            seconds_per_step=round(step, 4),
+            seconds_per_image=round(image, 6),
+            steps=steps,
+            per_class=per_class,
+        )
 
 
 def train_demo(config: DemoConfig):
-    """Returns (model, card, result, field_accuracy); the card records both accuracies."""
+    """Returns (model, card, result, field_accuracy); the card records both accuracies, the CPU
+    and what its budget bought."""
+    started = time.perf_counter()
+    plan, cpu = config.plan(), describe_cpu()
+    print(
+        f"budget {config.time_budget_s:.0f} s: about {plan.steps} steps of {plan.batch_size} "
+        f"at {plan.image_size} pixels, {plan.seconds_per_step:.2f} s each, on "
+        f"{len(SHAPES) * plan.per_class} images, {1000 * plan.seconds_per_image:.1f} ms each to "
+        f"draw (this CPU: {cpu.summary()})",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="shapes-") as scratch:
         root = Path(config.data or scratch)
         train_dir = write_dataset(
-            root / "train", config.per_class, size=config.render_size, seed=config.seed
+            root / "train", plan.per_class, size=plan.render_size, seed=config.seed
         )
         # the same tree as `python -m train.field_shapes DIR` writes, so that `evaluate` against
         # the served model can be compared with the figure on the card
         field_dir = field_shapes.write_dataset(root / "field-shapes", config.field_per_class)
         clean = clean_images(train_dir, config.seed)
         first = random.Random(config.seed).sample(
-            clean, min(len(clean), round(config.clean_first * len(SHAPES) * config.per_class))
+            clean, min(len(clean), round(config.clean_first * len(SHAPES) * plan.per_class))
         )
         model, card, result = finetune(
             FinetuneConfig(
@@ -62,14 +151,21 @@ def train_demo(config: DemoConfig):
                 epochs=config.epochs,
                 learning_rate=config.learning_rate,
                 warmup_fraction=config.warmup_fraction,
-                batch_size=config.batch_size,
+                batch_size=plan.batch_size,
                 validation_fraction=config.validation_fraction,
                 freeze_backbone=False,
-                image_size=config.image_size,
+                image_size=plan.image_size,
                 start_weights="none",
                 seed=config.seed,
                 max_steps=config.max_steps,
+                # what is left of the budget once the images are drawn, for the steps that real
+                # steps, measured now, fit in it
+                time_budget_s=None
+                if config.max_steps
+                else config.time_budget_s - (time.perf_counter() - started),
+                blocks_per_stage=config.blocks_per_stage,
                 augment=False,  # the renderer already varies everything a crop or jitter would
+                quarter_turns=True,  # and shapes are shapes at any turn: a second pass for free
                 weights_source="demo",
             ),
             # clean shapes alone first, for over a quarter of the steps: on the full mix a fresh
@@ -80,7 +176,8 @@ def train_demo(config: DemoConfig):
             start_with=first,
         )
         field = datasets.ImageFolder(field_dir, transform=card.preprocessing)
-        field_accuracy = evaluate(model, DataLoader(field, 64))
+        with first_blocks_only(model, config.blocks_per_stage):  # the same answers, sooner
+            field_accuracy = evaluate(model, DataLoader(field, 64))
     card.training.update(
         {
             "field_shapes": {  # python -m train.field_shapes DIR --per-class N draws the same
@@ -90,6 +187,15 @@ def train_demo(config: DemoConfig):
             },
             "field_shapes_accuracy": field_accuracy,
             "clean_shapes_first": len(first),  # trained on first, but for those held out
+            "time_budget_s": config.time_budget_s,
+            "plan": plan.model_dump(),  # before drawing; "steps" is what training then took
+            "cpu": cpu.model_dump(),
         }
     )
     return model, card, result, field_accuracy
+
+
+def _draw_and_encode(n: int, size: int) -> None:
+    """What drawing one training image costs: rendered, and encoded as it is written."""
+    image = render(SHAPES[n % len(SHAPES)], STYLES[n % len(STYLES)], size, seed=n)
+    image.save(io.BytesIO(), "PNG")

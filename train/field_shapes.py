@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .drawing import draw_all
+
 LABELS = ("circle", "cross", "square", "star", "triangle")
 CANVAS = 256  # drawn this large, then scaled down to `size`
 DEFAULT_SIZE, DEFAULT_SEED = 64, 1
@@ -121,17 +123,30 @@ def draw(label: str, seed: int, size: int = 64) -> bytes:
 
 
 def write_dataset(
-    root: Path, per_class: int, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED
+    root: Path,
+    per_class: int,
+    size: int = DEFAULT_SIZE,
+    seed: int = DEFAULT_SEED,
+    processes: int | None = None,
 ) -> Path:
-    """An ImageFolder tree: root/<label>/<n>.jpg or .png."""
+    """An ImageFolder tree: root/<label>/<n>.jpg or .png, drawn on every core."""
+    jobs = []
     for index, label in enumerate(LABELS):
         folder = Path(root) / label
         folder.mkdir(parents=True, exist_ok=True)
-        for n in range(per_class):
-            data = draw(label, seed=(seed * 7919 + index) * 1_000_003 + n, size=size)
-            suffix = ".jpg" if data[:2] == b"\xff\xd8" else ".png"
-            (folder / f"{n:05d}{suffix}").write_bytes(data)
+        jobs += [
+            (folder, label, (seed * 7919 + index) * 1_000_003 + n, n, size)
+            for n in range(per_class)
+        ]
+    draw_all(jobs, _write, desc="drawing field shapes", processes=processes)
     return Path(root)
+
+
+def _write(job: tuple) -> None:
+    folder, label, seed, n, size = job
+    data = draw(label, seed=seed, size=size)
+    suffix = ".jpg" if data[:2] == b"\xff\xd8" else ".png"
+    (folder / f"{n:05d}{suffix}").write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,11 +22,13 @@ from torchvision.models.resnet import Bottleneck
 from torchvision.transforms import v2
 
 from classifier.artifact import ModelCard, WeightsSource, build_model
-from classifier.inference import cpu_supports_bf16
+from classifier.cpu import cpu_supports_bf16
 from classifier.preprocess import Preprocessing
 from classifier.progress import progress
 
+from .budget import TIMED_STEPS, WARM_UP_STEPS, seconds_per_real_step, steps_within
 from .imagenet import load_torchvision_weights
+from .steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
 from .whitening import whiten_convolution
 
 WHITENING_IMAGES = 256  # 200,000 patches at 64 pixels, for the first convolution's 147 values
@@ -47,7 +49,24 @@ class FinetuneConfig(BaseModel):
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     augment: bool = Field(True, description="Random crops, flips and colour jitter.")
+    quarter_turns: bool = Field(
+        False,
+        description="Each image of a batch flipped and turned by a random multiple of 90 degrees: "
+        "exact, free, and for labels that none of them changes (the demo's shapes).",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop early; for smoke tests.")
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="Train for about this long from the start: as many steps (of any number of "
+        "epochs, at most max_steps) as real steps measured on this CPU fit in what is left.",
+    )
+    blocks_per_stage: int | None = Field(
+        None,
+        ge=1,
+        description="From scratch only: train the first N residual blocks of each stage; the "
+        "others stay exact identities and are skipped while training (see `first_blocks_only`).",
+    )
     weights_source: WeightsSource = "finetune"
 
 
@@ -66,6 +85,8 @@ def finetune(
     as the demo's clean shapes), in random order; the rest follow in random order.
     """
     started = time.perf_counter()
+    if config.blocks_per_stage and config.start_weights != "none":
+        raise ValueError("blocks_per_stage is for training from scratch (start_weights none)")
     _seed_everything(config.seed)
     recipe = ResNet50_Weights.IMAGENET1K_V2
     preprocessing = Preprocessing.from_weights(recipe).at_size(config.image_size)
@@ -96,40 +117,51 @@ def finetune(
     # a fresh model's stem is set from these (read only when training from scratch)
     stem_images = Subset(train_set, order[held:][:WHITENING_IMAGES].tolist())
     model, source_sha256 = _starting_model(config, len(labels), stem_images)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    # fused: one kernel for all parameters, a seventh of a step's time on the demo model
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=1e-4, fused=True)
     total_steps = config.epochs * len(train_loader)
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        config.learning_rate,
-        total_steps=max(total_steps, 1),
-        pct_start=config.warmup_fraction,
-    )
-    autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=cpu_supports_bf16())
     model = model.to(memory_format=torch.channels_last)
 
     losses: list[float] = []
-    with progress(total_steps, "training") as bar:
-        while len(losses) < total_steps:
-            model.train()
-            if config.freeze_backbone:
-                _freeze_batch_norm(model)
-            for images, targets in train_loader:
-                with torch.autocast(**autocast):
-                    loss = nn.functional.cross_entropy(model(images), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses.append(loss.item())
-                bar.update(loss=f"{losses[-1]:.3f}")
-                if len(losses) >= total_steps:
-                    break
-
-    accuracy = evaluate(model, validation_loader)
+    seconds_per_step = None
+    with first_blocks_only(model, config.blocks_per_stage):
+        if config.time_budget_s is not None:
+            batch_size = train_loader.batch_size
+            trial = order[held:][: (WARM_UP_STEPS + TIMED_STEPS) * batch_size].tolist()
+            seconds_per_step = seconds_per_real_step(
+                model,
+                train_set,
+                trial,
+                batch_size=batch_size,
+                learning_rate=config.learning_rate,
+                quarter_turns=config.quarter_turns,
+            )
+            left = config.time_budget_s - (time.perf_counter() - started)
+            total_steps = steps_within(left, seconds_per_step, at_least=min(10, total_steps))
+            total_steps = min(total_steps, config.max_steps or total_steps)
+        training_started = time.perf_counter()
+        optimizer = training_optimizer(model, config.learning_rate)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            config.learning_rate,
+            total_steps=max(total_steps, 1),
+            pct_start=config.warmup_fraction,
+        )
+        with progress(total_steps, "training") as bar:
+            while len(losses) < total_steps:
+                model.train()
+                if config.freeze_backbone:
+                    _freeze_batch_norm(model)
+                for images, targets in train_loader:
+                    if config.quarter_turns:
+                        images = flipped_and_turned(images)
+                    losses.append(train_step(model, optimizer, images, targets))
+                    schedule.step()
+                    bar.update(loss=f"{losses[-1]:.3f}")
+                    if len(losses) >= total_steps:
+                        break
+        training_seconds = time.perf_counter() - training_started
+        accuracy = evaluate(model, validation_loader)
     card = ModelCard(
         weights_source=config.weights_source,
         labels=labels,
@@ -141,6 +173,9 @@ def finetune(
             "train_images": len(order) - held,
             "validation_images": held,
             "steps": len(losses),
+            "training_seconds": round(training_seconds, 1),
+            **({"seconds_per_step": round(seconds_per_step, 4)} if seconds_per_step else {}),
+            "precision": "bf16" if cpu_supports_bf16() else "fp32",
             "final_loss": losses[-1],
         },
     )

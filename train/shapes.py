@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing
-import os
 import random
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from classifier.progress import progress
+from .drawing import draw_all
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 STYLES = ("filled", "outline", "sketch", "striped")
@@ -154,16 +151,7 @@ def write_dataset(
             )
             for n in range(per_class)
         ]
-    processes = processes or len(os.sched_getaffinity(0))
-    with progress(len(jobs), "drawing shapes", unit="image") as bar:
-        if processes == 1 or len(jobs) < 2 * _CHUNK:  # fewer than two chunks: not worth a pool
-            for job in jobs:
-                _write(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(processes, mp_context=_drawing_context()) as pool:
-                for _ in pool.map(_write, jobs, chunksize=_CHUNK):
-                    bar.update()
+    draw_all(jobs, _write, desc="drawing shapes", processes=processes)
     return root
 
 
@@ -179,17 +167,6 @@ def clean_images(root: Path, seed: int = 0) -> list[Path]:
 
 def _image_seed(seed: int, label: int, n: int) -> int:
     return (seed * len(SHAPES) + label) * 1_000_003 + n
-
-
-_CHUNK = 128  # images a worker draws per task: enough to make passing them around negligible
-
-
-def _drawing_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a fresh server process that has imported only this module: not from
-    the caller, whose threads (torch's, a progress bar's) a fork would copy mid-flight."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def _write(job: tuple) -> None:
@@ -216,6 +193,11 @@ def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> I
         if busy
         else ("plain", "gradient", "noise")
     )
+    if kind in ("plain", "clutter"):  # one colour: no arrays (the same pixels, a tenth of the time)
+        image = Image.new("RGB", (canvas, canvas), colour)
+        if kind == "clutter":
+            _clutter(image, colour, rng)
+        return image
     base = np.full((canvas, canvas, 3), colour, dtype=np.float32)
     if kind == "gradient":
         other = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
@@ -223,13 +205,10 @@ def _background(canvas: int, colour: tuple, rng: random.Random, busy: bool) -> I
         base = base * (1 - ramp) + other * ramp
         if rng.random() < 0.5:
             base = base.transpose(1, 0, 2)
-    elif kind == "noise":
+    else:  # noise
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(5, 20), base.shape)
         base = base + noise.astype(np.float32)
-    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
-    if kind == "clutter":
-        _clutter(image, colour, rng)
-    return image
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
 
 
 def _clutter(image: Image.Image, colour: tuple, rng: random.Random) -> None:

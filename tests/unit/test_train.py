@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,9 +17,18 @@ from torchvision.models import ResNet50_Weights
 from classifier.artifact import build_model, load_model, sha256_of
 from tests import ROOT
 from train.__main__ import build_parser, main
+from train.budget import seconds_per_step, steps_within
 from train.demo import DemoConfig
-from train.finetune import CurriculumSampler, FinetuneConfig, finetune
-from train.shapes import SHAPES, STYLES, clean_images, render, write_dataset
+from train.finetune import (
+    CurriculumSampler,
+    FinetuneConfig,
+    finetune,
+    first_blocks_only,
+    flipped_and_turned,
+    train_step,
+    training_optimizer,
+)
+from train.shapes import SHAPES, STYLES, _image_seed, clean_images, render, write_dataset
 from train.whitening import whiten_convolution
 
 
@@ -42,6 +52,18 @@ def test_shapes_are_deterministic_in_every_style():
         np.asarray(render("circle", "filled", 48, seed=1)),
         np.asarray(render("circle", "filled", 48, seed=2)),
     )
+
+
+def test_the_renderer_draws_the_images_the_demo_was_tuned_on():
+    """The first hundred of each shape of the demo's training set, hashed: a change to
+    train/shapes.py (or to Pillow) that changes any of them shows here, and the figures in
+    docs/demo-model.md were measured on other images."""
+    digest = hashlib.sha256()
+    for n in range(100):
+        for label, shape in enumerate(SHAPES):
+            image = render(shape, STYLES[n % len(STYLES)], 66, seed=_image_seed(0, label, n))
+            digest.update(np.asarray(image).tobytes())
+    assert digest.hexdigest() == "aa52f706c08827b232f43254b394321420e853a347a9743b876ee7e14d3f438a"
 
 
 def test_dataset_is_an_image_folder_tree(tmp_path):
@@ -130,6 +152,66 @@ def test_training_from_scratch_keeps_the_whitened_first_convolution(tmp_path):
     assert not model.conv1.weight.requires_grad and model.layer1[0].conv1.weight.requires_grad
 
 
+def test_with_the_first_blocks_only_the_resnet50_computes_what_the_shallow_network_learned():
+    torch.manual_seed(0)
+    model = build_model(5).train()
+    blocks = sum(len(stage) for stage in (model.layer1, model.layer2, model.layer3, model.layer4))
+    images, targets = torch.randn(8, 3, 32, 32), torch.arange(8) % 5
+    with first_blocks_only(model, 1) as shallow:
+        stages = (shallow.layer1, shallow.layer2, shallow.layer3, shallow.layer4)
+        assert all(isinstance(stage[1], nn.Identity) for stage in stages)
+        optimizer = training_optimizer(shallow, 1e-2)
+        trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for _ in range(3):
+            train_step(shallow, optimizer, images, targets)
+        with torch.inference_mode():
+            expected = shallow.eval()(images)
+    assert sum(len(stage) for stage in stages) == blocks  # every block back
+    assert not any(isinstance(block, nn.Identity) for stage in stages for block in stage)
+    # the blocks that waited neither trained nor add anything: the same function
+    waited = [p for stage in stages for block in list(stage)[1:] for p in block.parameters()]
+    assert waited and not {id(p) for p in waited} & trained
+    assert all(p.requires_grad for p in waited)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.eval()(images), expected)
+    assert all(torch.all(stage[1].bn3.weight == 0) for stage in stages)
+
+
+def test_each_image_comes_back_in_one_of_its_eight_flips_and_turns():
+    torch.manual_seed(0)
+    images = torch.rand(64, 3, 6, 6)
+    turned = flipped_and_turned(images.clone())
+    variants = [
+        lambda image, k=k, flip=flip: torch.rot90(image.flip(-1) if flip else image, k, (-2, -1))
+        for k in range(4)
+        for flip in (False, True)
+    ]
+    seen = set()
+    for image, result in zip(images, turned):
+        [which] = [i for i, variant in enumerate(variants) if torch.equal(variant(image), result)]
+        seen.add(which)
+    assert seen == set(range(8))  # all eight, at random
+
+
+def test_a_budget_buys_the_steps_that_fit_in_it():
+    seconds = seconds_per_step(num_classes=5, image_size=32, batch_size=8, blocks_per_stage=1)
+    assert 0 < seconds < 30
+    assert steps_within(10, 0.4) == 25 and steps_within(0.1, 0.4, at_least=10) == 10
+    # 64 images a step, each image seen twice, and 5% held out: 33.7 images drawn a step
+    config = DemoConfig(validation_fraction=0.05, epochs=2)
+    assert config.images_per_step(64) == pytest.approx(64 / 2 / 0.95)
+
+
+def test_pretrained_blocks_are_not_identities_so_all_of_them_train(tmp_path, checkpoint):
+    data = write_dataset(tmp_path / "data", per_class=4, size=32)
+    config = FinetuneConfig(
+        data=data, image_size=32, start_weights="file", start_weights_file=checkpoint,
+        blocks_per_stage=1,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="from scratch"):
+        finetune(config)
+
+
 def test_finetune_needs_two_classes(tmp_path):
     (tmp_path / "only").mkdir()
     render("circle", "filled", 32, seed=0).save(tmp_path / "only" / "a.png")
@@ -211,3 +293,17 @@ def test_finetune_and_demo_commands(tmp_path, bentoml_home):
     assert 0 <= card["training"]["field_shapes_accuracy"] <= 1
     assert card["training"]["field_shapes"] == {"per_class": 2, "size": 64, "seed": 1}
     assert 0 < card["training"]["clean_shapes_first"] < 5 * 6
+    training = card["training"]
+    # --max-steps 2: 28 images to train on (2 held out) make one batch a pass, two passes
+    assert training["steps"] == 2 and training["plan"]["steps"] == 2
+    assert training["plan"]["image_size"] == 32 and training["plan"]["render_size"] == 33
+    assert training["blocks_per_stage"] == 1 and "seconds_per_step" not in training
+    assert training["cpu"]["kind"] in ("amx", "avx512-bf16", "avx512", "avx2", "default")
+    assert training["precision"] == ("bf16" if training["cpu"]["bf16"] else "fp32")
+
+    # a budget instead: as many steps as real ones measured here fit in it, passes and all
+    budget = ["--time-budget", "6", "--image-size", "32", "--render-size", "34", "--seed", "1"]
+    assert main(["demo", "--per-class", "6", "--field-per-class", "2", *budget]) == 0
+    training = bentoml.models.get("resnet50:latest").info.metadata["training"]
+    assert training["time_budget_s"] == 6 and training["seconds_per_step"] > 0
+    assert training["steps"] > 2 and training["training_seconds"] > 0  # more than two passes
