@@ -27,6 +27,10 @@ class LogLines:
         self.started = self.last_line = time.monotonic()
         self.next_tenth = 1
 
+    def set_total(self, total: int) -> None:
+        """The whole is now `total` (a plan made once the first steps have been timed)."""
+        self.total = total
+
     def update(self, n: int = 1, **postfix) -> None:
         self.done += n
         now = time.monotonic()
@@ -49,6 +53,10 @@ class Bar:
 
     def __init__(self, total: int, desc: str, file: TextIO, unit: str = "step") -> None:
         self.bar = tqdm(total=total, desc=desc, unit=unit, mininterval=2, file=file)
+
+    def set_total(self, total: int) -> None:
+        self.bar.total = total
+        self.bar.refresh()
 
     def update(self, n: int = 1, **postfix) -> None:
         self.bar.update(n)

@@ -8,23 +8,21 @@ A CPU with AVX-512 BF16 trains the demo's model in bf16 about three times as fas
 AVX2 alone does in fp32; a fixed number of steps made the demo take 4 minutes on one and 16 on
 the other. A budget in seconds takes the same time on both, and each trains as far as it can.
 The first estimate (before anything is drawn) decides how many images to draw; training then
-measures real steps, batches read from disk and all, and takes what the rest of the budget buys.
+times its own first steps, batches read from disk and all, and plans what the rest buys
+(`train/finetune.py`).
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset, default_collate
 
 from classifier.artifact import build_model
 
-from .steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
+from .steps import first_blocks_only, train_step, training_optimizer
 
 WARM_UP_STEPS = 1  # oneDNN picks its kernels and allocates on the first step at a size
 TIMED_STEPS = 3
@@ -48,33 +46,6 @@ def seconds_per_step(
         started = time.perf_counter()
         for _ in range(TIMED_STEPS):
             train_step(model, optimizer, images, targets)
-    return (time.perf_counter() - started) / TIMED_STEPS
-
-
-def seconds_per_real_step(
-    model: nn.Module,
-    dataset: Dataset,
-    indices: Sequence[int],
-    *,
-    batch_size: int,
-    learning_rate: float,
-    quarter_turns: bool,
-) -> float:
-    """One training step as training takes it, its batch read from `dataset` too: on a copy of
-    `model` as it is (shallow or not), with batches of `indices` in turn; neither `model` nor
-    the generators training uses are touched."""
-    trial = copy.deepcopy(model).train()
-    optimizer = training_optimizer(trial, learning_rate)
-    generator = torch.Generator().manual_seed(0)
-    started = time.perf_counter()
-    for step in range(WARM_UP_STEPS + TIMED_STEPS):
-        if step == WARM_UP_STEPS:
-            started = time.perf_counter()
-        batch = [indices[(step * batch_size + i) % len(indices)] for i in range(batch_size)]
-        images, targets = default_collate([dataset[index] for index in batch])
-        if quarter_turns:
-            images = flipped_and_turned(images, generator)
-        train_step(trial, optimizer, images, targets)
     return (time.perf_counter() - started) / TIMED_STEPS
 
 

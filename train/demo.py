@@ -135,9 +135,11 @@ def train_demo(config: DemoConfig):
     )
     with tempfile.TemporaryDirectory(prefix="shapes-") as scratch:
         root = Path(config.data or scratch)
+        drawing_started = time.perf_counter()
         train_dir = write_dataset(
             root / "train", plan.per_class, size=plan.render_size, seed=config.seed
         )
+        drawing_seconds = time.perf_counter() - drawing_started
         # the same tree as `python -m train.field_shapes DIR` writes, so that `evaluate` against
         # the served model can be compared with the figure on the card
         field_dir = field_shapes.write_dataset(root / "field-shapes", config.field_per_class)
@@ -189,6 +191,7 @@ def train_demo(config: DemoConfig):
             "clean_shapes_first": len(first),  # trained on first, but for those held out
             "time_budget_s": config.time_budget_s,
             "plan": plan.model_dump(),  # before drawing; "steps" is what training then took
+            "drawing_seconds": round(drawing_seconds, 1),
             "cpu": cpu.model_dump(),
         }
     )

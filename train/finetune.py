@@ -26,7 +26,7 @@ from classifier.cpu import cpu_supports_bf16
 from classifier.preprocess import Preprocessing
 from classifier.progress import progress
 
-from .budget import TIMED_STEPS, WARM_UP_STEPS, seconds_per_real_step, steps_within
+from .budget import steps_within
 from .imagenet import load_torchvision_weights
 from .steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
 from .whitening import whiten_convolution
@@ -58,8 +58,8 @@ class FinetuneConfig(BaseModel):
     time_budget_s: float | None = Field(
         None,
         gt=0,
-        description="Train for about this long from the start: as many steps (of any number of "
-        "epochs, at most max_steps) as real steps measured on this CPU fit in what is left.",
+        description="Train for about this long from the start: as many steps (at most max_steps, "
+        "over as many passes as that takes) as the first ones' speed fits in what is left.",
     )
     blocks_per_stage: int | None = Field(
         None,
@@ -125,28 +125,14 @@ def finetune(
     losses: list[float] = []
     seconds_per_step = None
     with first_blocks_only(model, config.blocks_per_stage):
-        if config.time_budget_s is not None:
-            batch_size = train_loader.batch_size
-            trial = order[held:][: (WARM_UP_STEPS + TIMED_STEPS) * batch_size].tolist()
-            seconds_per_step = seconds_per_real_step(
-                model,
-                train_set,
-                trial,
-                batch_size=batch_size,
-                learning_rate=config.learning_rate,
-                quarter_turns=config.quarter_turns,
-            )
-            left = config.time_budget_s - (time.perf_counter() - started)
-            total_steps = steps_within(left, seconds_per_step, at_least=min(10, total_steps))
-            total_steps = min(total_steps, config.max_steps or total_steps)
-        training_started = time.perf_counter()
         optimizer = training_optimizer(model, config.learning_rate)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            config.learning_rate,
-            total_steps=max(total_steps, 1),
-            pct_start=config.warmup_fraction,
-        )
+        if config.time_budget_s:  # at least until the steps are planned again
+            total_steps = max(total_steps, REPLAN_AT + 1)
+        # the warm-up is as long as planned; with a budget, the decay ends where it runs out
+        warmup_steps = config.warmup_fraction * total_steps
+        schedule = one_cycle(optimizer, config.learning_rate, total_steps, warmup_steps)
+        replan_at = REPLAN_AT if config.time_budget_s else 0
+        training_started = time.perf_counter()
         with progress(total_steps, "training") as bar:
             while len(losses) < total_steps:
                 model.train()
@@ -156,7 +142,21 @@ def finetune(
                     if config.quarter_turns:
                         images = flipped_and_turned(images)
                     losses.append(train_step(model, optimizer, images, targets))
-                    schedule.step()
+                    if len(losses) == TIMED_FROM:
+                        timed_from = time.perf_counter()
+                    if len(losses) == replan_at > TIMED_FROM:
+                        # the budget's steps, at the speed these steps went, batches and all
+                        now = time.perf_counter()
+                        seconds_per_step = (now - timed_from) / (replan_at - TIMED_FROM)
+                        left = config.time_budget_s - (now - started)
+                        total_steps = replan_at + steps_within(left, seconds_per_step)
+                        total_steps = min(total_steps, config.max_steps or total_steps)
+                        schedule = one_cycle(
+                            optimizer, config.learning_rate, total_steps, warmup_steps, replan_at
+                        )
+                        bar.set_total(total_steps)
+                    else:
+                        schedule.step()
                     bar.update(loss=f"{losses[-1]:.3f}")
                     if len(losses) >= total_steps:
                         break
@@ -186,6 +186,31 @@ def finetune(
             losses=losses, validation_accuracy=accuracy, seconds=time.perf_counter() - started
         ),
     )
+
+
+# With a time budget, the steps are planned again once these have been timed (steps from the
+# TIMED_FROM-th on: the first ones pick kernels and allocate); in the demo's warm-up, which is
+# longer, so that its schedule goes on as one planned so from the start would
+TIMED_FROM, REPLAN_AT = 10, 30
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer,
+    learning_rate: float,
+    total_steps: int,
+    warmup_steps: float,
+    done: int = 0,
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """torch's one-cycle schedule over `total_steps`, warming up for `warmup_steps`, as it stands
+    after `done` steps: made again with another total during the warm-up, it goes on exactly as
+    one made with that total from the start would (its warm-up depends only on its length)."""
+    total_steps = max(total_steps, done + 1, 2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, learning_rate, total_steps=total_steps, pct_start=warmup_steps / total_steps
+    )
+    for _ in range(done):
+        schedule.step()
+    return schedule
 
 
 @torch.inference_mode()

@@ -41,3 +41,14 @@ def test_a_log_line_says_the_rate_in_its_unit():
     lines = log.getvalue().splitlines()
     assert len(lines) == 10
     assert lines[-1].startswith("classifying: 40/40 (100%), ") and " img/s, " in lines[-1]
+
+
+def test_a_total_planned_again_counts_from_then_on():
+    for file in (io.StringIO(), Terminal()):
+        with progress(100, "training", file=file) as bar:
+            for _ in range(30):
+                bar.update()
+            bar.set_total(60)  # the budget buys 60 steps, not 100
+            for _ in range(30):
+                bar.update()
+        assert "60/60" in file.getvalue() and "100/100" not in file.getvalue()

@@ -19,16 +19,9 @@ from tests import ROOT
 from train.__main__ import build_parser, main
 from train.budget import seconds_per_step, steps_within
 from train.demo import DemoConfig
-from train.finetune import (
-    CurriculumSampler,
-    FinetuneConfig,
-    finetune,
-    first_blocks_only,
-    flipped_and_turned,
-    train_step,
-    training_optimizer,
-)
+from train.finetune import CurriculumSampler, FinetuneConfig, finetune, one_cycle
 from train.shapes import SHAPES, STYLES, _image_seed, clean_images, render, write_dataset
+from train.steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
 from train.whitening import whiten_convolution
 
 
@@ -191,6 +184,32 @@ def test_each_image_comes_back_in_one_of_its_eight_flips_and_turns():
         [which] = [i for i, variant in enumerate(variants) if torch.equal(variant(image), result)]
         seen.add(which)
     assert seen == set(range(8))  # all eight, at random
+
+
+def test_a_schedule_planned_again_in_its_warm_up_goes_on_as_if_planned_so_from_the_start():
+    def learning_rates(optimizer, schedule, steps, replan=None):
+        seen = []
+        for step in range(1, steps + 1):
+            seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]))
+            optimizer.step()
+            if replan and step == replan[0]:
+                schedule = one_cycle(optimizer, 3e-3, replan[1], 50, done=step)
+            elif step < steps:
+                schedule.step()
+        return seen
+
+    def fresh():
+        return torch.optim.AdamW([nn.Parameter(torch.zeros(2))], lr=3e-3)
+
+    first = fresh()
+    replanned = learning_rates(first, one_cycle(first, 3e-3, 1000, 50), 1300, (30, 1300))
+    second = fresh()
+    planned = learning_rates(second, one_cycle(second, 3e-3, 1300, 50), 1300)
+    assert replanned == planned
+    # and it is torch's own one-cycle schedule, momentum cycled too
+    third = fresh()
+    reference = torch.optim.lr_scheduler.OneCycleLR(third, 3e-3, 1300, pct_start=50 / 1300)
+    assert learning_rates(third, reference, 1300) == planned
 
 
 def test_a_budget_buys_the_steps_that_fit_in_it():
