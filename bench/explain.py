@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
             try:
                 server.wait_ready()
+                server.wait_compiled()  # measured compiled, as served once it has compiled
                 result["models"][name] = measure(server, bodies, args)
             finally:
                 server.stop()

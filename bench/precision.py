@@ -3,7 +3,7 @@
 Compares each precision this machine runs (bf16 on CPUs with native bf16 and on GPUs, fp16 on
 GPUs) with fp32, and the compiled model with the eager one at each precision, on fixed image
 sets: the demo model on rendered shapes it never saw (a model whose answers mean something) and
-a random-weight ImageNet-shaped ResNet50 on generated photographs. Writes bench/precision.json
+a random-weight ImageNet-shaped ResNet50 on generated photographs. Writes bench/KIND/precision.json
 and re-renders BENCHMARKS.md. Compiles each model at each precision: about 10 minutes.
 """
 
@@ -65,7 +65,9 @@ def differences(probabilities, reference) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "precision.json")
+    parser.add_argument(
+        "--json", type=Path, help="default: bench/KIND/precision.json, KIND this CPU's kind"
+    )
     emulation.add_option(parser)
     args = parser.parse_args(argv)
     emulation.restart_if_asked(args, "bench.precision", argv)
@@ -113,7 +115,7 @@ def measure(args: argparse.Namespace) -> int:
 
     results = {"random weights, 32 photographs": compare(random_model, card, pixels, precisions)}
 
-    print("training the demo model for the comparison (about 4 minutes)", flush=True)
+    print("training the demo model for the comparison (its budget: 4 minutes)", flush=True)
     demo, demo_card, *_ = train_demo(DemoConfig())
     state = {k: v.clone() for k, v in demo.state_dict().items()}
 
@@ -138,11 +140,10 @@ def measure(args: argparse.Namespace) -> int:
     results["demo model, 100 rendered shapes"] = compare(
         demo_model, demo_card, demo_pixels, precisions
     )
-    args.json.write_text(json.dumps(results, indent=1))
+    from bench.report import REPORT, data_file, rerender
+
+    (args.json or data_file(REPORT, "precision.json")).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
-
-    from bench.report import rerender
-
     rerender()
     return 0
 

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10, help="load before sampling")
     parser.add_argument("--eager", action="store_true", help="CLASSIFIER_COMPILE=off")
     parser.add_argument("--label", help="the record's name in --output (default: compiled/eager)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "profile.json")
+    parser.add_argument(
+        "--output", type=Path, help="default: bench/KIND/profile.json, KIND this CPU's kind"
+    )
     emulation.add_option(parser)
     args = parser.parse_args(argv)
     emulation.restart_if_asked(args, "bench.profile", argv)
@@ -64,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     label = args.label or ("eager" if args.eager else "compiled")
     from bench.__main__ import machine
     from bench.inputs import photos
+    from bench.report import REPORT, data_file
     from bench.servers import benchmark_service
 
     with benchmark_service("profile") as server:
         record = {"command": " ".join(["python -m bench.profile", *sys.argv[1:]])}
         record |= {"machine": machine(), **profile(server, photos(), args, label)}
-    results = json.loads(args.output.read_text()) if args.output.exists() else {}
-    args.output.write_text(json.dumps({**results, label: record}, indent=1) + "\n")
+    output = args.output or data_file(REPORT, "profile.json")
+    results = json.loads(output.read_text()) if output.exists() else {}
+    output.write_text(json.dumps({**results, label: record}, indent=1) + "\n")
     print(report(record))
     return 0
 

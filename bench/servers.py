@@ -33,6 +33,7 @@ def benchmark_service(name: str) -> Iterator[Server]:
     server = serve_service({"CLASSIFIER_MODEL_TAG": str(stored.tag)}, workdir / "serve.log")
     try:
         server.wait_ready()
+        server.wait_compiled()  # measured compiled, as served once it has compiled
         yield server
     finally:
         server.stop()

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         server = serve_service(env, workdir / "serve.log")
         try:
             server.wait_ready()
+            server.wait_compiled()  # measured compiled, as served once it has compiled
             for concurrency in args.concurrency:
                 level = measure_level(server, bodies, concurrency, args.seconds)
                 rows.append({"config": name, "env": CONFIGS[name], **level})

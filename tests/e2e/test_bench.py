@@ -8,7 +8,10 @@ import shutil
 import subprocess
 import sys
 
+from bench.report import KINDS, current_kind
 from tests import ROOT
+
+KIND = current_kind()  # each kind of CPU keeps its figures in bench/KIND/
 
 # Only `python -m bench` compiles (with graphs for batches of 1 and 2, to keep it short): the
 # other commands measure the server, not the model, and serve it eagerly here.
@@ -33,12 +36,15 @@ def test_bench_and_sweep_write_the_report(tmp_path):
         "--pipeline-clients", "4", "--contenders", "service", "--output", str(report),
         "--slow-senders", "4", "--burst", "8",
         CLASSIFIER_MAX_BATCH_SIZE="2", CLASSIFIER_BODY_TIMEOUT_S="3")  # fmt: skip
-    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    figures = tmp_path / "bench" / KIND
+    results = json.loads((figures / "results.json").read_text())
     assert results["raw"]["best_throughput"] > 0
     compiled = results["raw_compiled"]
     assert compiled["compile"]["batch_sizes"] == [1, 2] and compiled["best_throughput"] > 0
     service = results["contenders"]["service"]
     assert service["compile"]["compiled"] and service["recompilations"] == 0, service["compile"]
+    assert service["compiled_s"] >= service["cold_start_s"] > 0  # ready first, compiled after
+    assert results["machine"]["kind"] == KIND and results["machine"]["cpu_info"]["features"]
     assert service["warm_start_s"] > 0 and service["warm_compile"]["graphs_from_cache"] == 2
     assert [p["clients"] for p in results["pipeline"]] == [4]
     levels = results["contenders"]["service"]["levels"]
@@ -51,7 +57,7 @@ def test_bench_and_sweep_write_the_report(tmp_path):
     assert results["slow_senders"]["slow_statuses"] == {"408": 4}
     assert results["slow_senders"]["statuses"] == {"200": results["slow_senders"]["requests"]}
     assert results["burst"]["statuses"].get("200", 0) > 0 and not results["burst"]["wrong_answers"]
-    assert (tmp_path / "bench" / "throughput.png").stat().st_size > 10_000
+    assert (figures / "throughput.png").stat().st_size > 10_000
 
     run("bench.sweep", "--configs", "defaults", "--concurrency", "2", "--seconds", "2",
         "--output", str(report), **EAGER)  # fmt: skip
@@ -64,35 +70,37 @@ def test_bench_and_sweep_write_the_report(tmp_path):
 
     run("bench.overload", "--steady", "2", "--times", "0.25", "--before", "2", "--during", "3",
         "--after", "2", "--output", str(report), **EAGER)  # fmt: skip
-    overload = json.loads((tmp_path / "bench" / "overload.json").read_text())
+    overload = json.loads((figures / "overload.json").read_text())
     assert overload["accepted"] > 0 and overload["wrong_answers"] == 0
     assert overload["server_alive"] and not overload["other_statuses"], overload["other_statuses"]
     run("bench.soak", "--seconds", "6", "--requests", "60", "--clients", "2",
         "--output", str(report), **EAGER)  # fmt: skip
-    soak = json.loads((tmp_path / "bench" / "soak.json").read_text())
+    soak = json.loads((figures / "soak.json").read_text())
     assert soak["requests"] >= 60 and set(soak["classes"]) == {"2xx as expected", "4xx as expected"}
     run("bench.profile", "--eager", "--clients", "4", "--seconds", "3", "--warmup", "2",
-        "--label", "brief", "--output", str(tmp_path / "bench" / "profile.json"))  # fmt: skip
-    profile = json.loads((tmp_path / "bench" / "profile.json").read_text())["brief"]
+        "--label", "brief", "--output", str(figures / "profile.json"))  # fmt: skip
+    profile = json.loads((figures / "profile.json").read_text())["brief"]
     assert profile["samples"] > 0 and profile["images_per_s"] > 0
     assert profile["categories"]["model"]["core_ms_per_image"] > 0
     # and the figures `scripts/container-smoke.sh` records (too slow to run here)
-    shutil.copy(ROOT / "bench" / "container.json", tmp_path / "bench" / "container.json")
+    shutil.copy(ROOT / "bench" / "avx512-bf16" / "container.json", figures / "container.json")
     run("bench.report", "--output", str(report))
     text = report.read_text()
     assert "## Overload" in text and "## Soak" in text and "## Container image" in text
     assert "### Profile of the worker under load" in text and "| brief |" in text
-    assert (tmp_path / "bench" / "soak.png").stat().st_size > 10_000
+    assert (figures / "soak.png").stat().st_size > 10_000
+    assert f"# {KINDS.get(KIND, KIND)}" in text and "## The kinds side by side" in text
 
 
 def test_explain_measures_predictions_with_and_without_explanations(tmp_path):
     report = tmp_path / "BENCHMARKS.md"
-    (tmp_path / "bench").mkdir()
-    shutil.copy(ROOT / "bench" / "results.json", tmp_path / "bench" / "results.json")
+    figures = tmp_path / "bench" / KIND
+    figures.mkdir(parents=True)
+    shutil.copy(ROOT / "bench" / "avx512-bf16" / "results.json", figures / "results.json")
     run("bench.explain", "--models", "demo", "--seconds", "2", "--warmup", "1", "--rounds", "1",
         "--concurrency", "2", "--explanations", "2", "--output", str(report),
         CLASSIFIER_EXPLAIN_WAIT_S="1", **EAGER)  # fmt: skip
-    demo = json.loads((tmp_path / "bench" / "explain.json").read_text())["models"]["demo"]
+    demo = json.loads((figures / "explain.json").read_text())["models"]["demo"]
     for phase in demo["phases"].values():
         assert phase["images_per_s"] > 0 and phase["wrong_answers"] == 0, phase
     assert demo["throughput_ratio"] > 0
