@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.models import ResNet50_Weights
 
-from classifier.cpu import describe_cpu
+from classifier.cpu import cpu_supports_bf16, describe_cpu
 from classifier.preprocess import Preprocessing
 
 from . import field_shapes
@@ -29,6 +29,15 @@ from .steps import first_blocks_only
 # points on 64; with many, 64 pixels gained 2 to 3 points (docs/demo-model.md).
 RESOLUTIONS = ((64, 64), (48, 32))  # (image size, batch size)
 ENOUGH_IMAGES_SEEN = 40_000  # each image twice: steps x batch size
+# Seconds to draw and train by default: a CPU without bf16 trains in fp32 and starts everything
+# else slower too (about 1.4x a Zen 4's time on a Zen 3), so it gets more of them to learn in,
+# and serve.sh still answers within 6 minutes there and 5 with bf16 (BENCHMARKS.md).
+DEFAULT_BUDGET_S = {"bf16": 240.0, "fp32": 285.0}
+
+
+def default_budget_s() -> float:
+    """The default budget for this CPU's training precision."""
+    return DEFAULT_BUDGET_S["bf16" if cpu_supports_bf16() else "fp32"]
 
 
 class DemoPlan(BaseModel):
@@ -45,10 +54,10 @@ class DemoPlan(BaseModel):
 
 class DemoConfig(BaseModel):
     time_budget_s: float = Field(
-        240,
+        default_factory=default_budget_s,
         gt=0,
-        description="Seconds to draw the images and train on them, on any CPU: the steps they "
-        "buy there, at speeds measured first.",
+        description="Seconds to draw the images and train on them: the steps they buy on this "
+        "CPU, at speeds measured first (DEFAULT_BUDGET_S by its precision).",
     )
     per_class: int | None = Field(
         None, ge=4, description="Images per shape; by default what the budget's steps need."
