@@ -6,7 +6,7 @@ its default settings serving two models: the ImageNet-sized one (224x224, where 
 dominates; 320 photos) and a small one (48x48, the demo model's size until 2026-12-01, 64x64 now;
 where HTTP's time dominates; 960 photos, so that each run lasts a few seconds). Each setting runs
 twice, in opposite orders, and the figures are ratios to one image per request in the same run.
-Writes bench/bulk.json and re-renders BENCHMARKS.md.
+Writes bench/KIND/bulk.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations

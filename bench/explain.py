@@ -9,7 +9,7 @@ ratio of throughputs is taken in the same run. Saturated, the model is never idl
 wait for it in vain; so the same again with a light, paced load (a few clients pausing between
 requests), where explanations do run and the predictions' latency shows what they cost. Then
 /explain alone on the idle service, one request at a time, with the model's own time from
-`classifier_explain_seconds`. Writes bench/explain.json and re-renders BENCHMARKS.md.
+`classifier_explain_seconds`. Writes bench/KIND/explain.json and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=["imagenet", "demo"],
                         default=["imagenet", "demo"])  # fmt: skip
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
-                        help="the report to re-render; the figures go to bench/explain.json "
+                        help="the report to re-render; the figures go to bench/KIND/explain.json "
                         "beside it")  # fmt: skip
     emulation.add_option(parser)
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ Steady clients load the service; then, for 30 s, five times as many clients as i
 (`CLASSIFIER_MAX_CONCURRENCY`) join them; then the steady clients go on alone. Records how fast
 the excess is refused (503 + Retry-After), whether every accepted request is answered right,
 what the steady clients saw, and how soon throughput and latency are back to where they were.
-Writes bench/overload.json and bench/overload.png, and re-renders BENCHMARKS.md.
+Writes bench/KIND/overload.json and overload.png, and re-renders BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -1324,7 +1324,7 @@ def plot_levels(results: dict, path: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
-        prog="python -m bench.report", description="Re-render the report from bench/*.json."
+        prog="python -m bench.report", description="Re-render the report from bench/KIND/*.json."
     )
     parser.add_argument(
         "--output", type=Path, default=REPORT, help="its figures are in bench/ beside it"

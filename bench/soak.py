@@ -3,7 +3,7 @@
 Clients send a steady mix of good requests (photos, base64, batches) and bad ones (truncated,
 not images, a decompression bomb, bad top_k, missing fields, wrong media type) for at least ten
 minutes and 20,000 requests. Records errors by class, the server's RSS over time (is there an
-upward trend?) and p99 over time. Writes bench/soak.json and bench/soak.png and re-renders
+upward trend?) and p99 over time. Writes bench/KIND/soak.json and soak.png and re-renders
 BENCHMARKS.md.
 """
 

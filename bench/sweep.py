@@ -2,7 +2,7 @@
 
 Serves a random-weight ResNet50 with the defaults and with one setting changed at a time
 (largest batch, OpenMP waiting, workers against threads, JPEG decoding at reduced scale,
-BentoML's batcher), loads each with 1, 16 and 64 clients, writes bench/sweep.json and
+BentoML's batcher), loads each with 1, 16 and 64 clients, writes bench/KIND/sweep.json and
 re-renders BENCHMARKS.md.
 """
 

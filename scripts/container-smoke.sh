@@ -10,7 +10,7 @@
 # No settings needed behind a TLS-intercepting proxy: the build borrows this machine's CAs
 # (scripts/containerize.sh) and a check shows the image does not keep them. Writes the image's
 # size and contents (bench/image_contents.py), build, start and stop times to
-# bench/container.json (BENCHMARKS.md).
+# bench/KIND/container.json (BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -155,4 +155,4 @@ record = {"image_mb": $size / 1e6, "build_s": $build_s, "ready_s": $ready_s, "co
           "kube_play": json.load(open("$work/kube.json")), "machine": machine()}
 data_file(REPORT, "container.json").write_text(json.dumps(record, indent=1))
 PY
-say "OK: bench/container.json written"
+say "OK: bench/KIND/container.json written"

@@ -7,7 +7,7 @@
 # of clients, and each replica replaced in turn by one of the new image, the old one stopped with
 # SIGTERM once it has left the load balancer and paused, as on a cluster. Fails unless every request
 # was answered 200 and the answers' model switched to the new. Then the same with no warning before
-# SIGTERM, to measure what the drain and the pause prevent. Writes bench/rolling_update.json.
+# SIGTERM, to measure what the drain and the pause prevent. Writes bench/KIND/rolling_update.json.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -64,4 +64,4 @@ record = {"warned": json.load(open("$work/warned.json")),
           "no_warning": json.load(open("$work/unwarned.json")), "machine": machine()}
 data_file(REPORT, "rolling_update.json").write_text(json.dumps(record, indent=1))
 PY
-say "OK: no failed request; bench/rolling_update.json written"
+say "OK: no failed request; bench/KIND/rolling_update.json written"
