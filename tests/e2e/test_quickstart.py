@@ -129,8 +129,8 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(demo, tmp_path):
     # The recipe users get, on this CPU and its budget: 91.8% on Zen 4 (bf16, 240 s), 87.8% with
     # AVX2 alone, emulated (fp32, 285 s); `python -m bench.demo` records it per CPU kind
     # (BENCHMARKS.md). The floor leaves room for the fewer steps a real Zen 3 or a slow hour buys
-    # (600 to 900 of 32: 80 to 85.5% in docs/demo-model.md's runs); a broken recipe scores far
-    # below it (chance is 20%; the demo before the shallow recipe's time budget, 58% there)
+    # (600 to 850 there; 900 of 32 scored 85.5% and 450 of 64 83% in docs/demo-model.md's
+    # runs); a broken recipe scores far below it (chance is 20%; the original demo model, 58%)
     assert measured["top1_accuracy"] >= 0.80, (measured, card["steps"], card["plan"])
     assert measured["top1_accuracy"] == pytest.approx(card["field_shapes_accuracy"], abs=0.02)
 
