@@ -14,14 +14,14 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.models import ResNet50_Weights
 
-from classifier.cpu import cpu_supports_bf16, describe_cpu
+from classifier.cpu import describe_cpu
 from classifier.preprocess import Preprocessing
 
 from . import field_shapes
 from .budget import seconds_per_image, seconds_per_step, steps_within
 from .finetune import FinetuneConfig, evaluate, finetune
 from .shapes import SHAPES, STYLES, clean_images, render, write_dataset
-from .steps import first_blocks_only
+from .steps import first_blocks_only, training_precision
 
 # What the demo trains at, the first its budget affords: 64 pixels and 64 images a step where the
 # budget buys enough steps at them, else 48 pixels and 32 a step. With few steps the first blocks
@@ -37,7 +37,7 @@ DEFAULT_BUDGET_S = {"bf16": 240.0, "fp32": 285.0}
 
 def default_budget_s() -> float:
     """The default budget for this CPU's training precision."""
-    return DEFAULT_BUDGET_S["bf16" if cpu_supports_bf16() else "fp32"]
+    return DEFAULT_BUDGET_S[training_precision()]
 
 
 class DemoPlan(BaseModel):

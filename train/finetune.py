@@ -28,7 +28,13 @@ from classifier.progress import progress
 
 from .budget import steps_within
 from .imagenet import load_torchvision_weights
-from .steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
+from .steps import (
+    first_blocks_only,
+    flipped_and_turned,
+    train_step,
+    training_optimizer,
+    training_precision,
+)
 from .whitening import whiten_convolution
 
 WHITENING_IMAGES = 256  # 200,000 patches at 64 pixels, for the first convolution's 147 values
@@ -175,7 +181,7 @@ def finetune(
             "steps": len(losses),
             "training_seconds": round(training_seconds, 1),
             **({"seconds_per_step": round(seconds_per_step, 4)} if seconds_per_step else {}),
-            "precision": "bf16" if cpu_supports_bf16() else "fp32",
+            "precision": training_precision(),
             "final_loss": losses[-1],
         },
     )

@@ -11,6 +11,11 @@ from torch import nn
 from classifier.cpu import cpu_supports_bf16
 
 
+def training_precision() -> str:
+    """What `train_step` trains in on this CPU: bf16 where the CPU has it natively, else fp32."""
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
 def training_optimizer(model: nn.Module, learning_rate: float) -> torch.optim.Optimizer:
     """AdamW over the parameters that train; fused: one kernel for all of them, a seventh of a
     step's time on the demo model."""

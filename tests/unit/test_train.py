@@ -15,14 +15,19 @@ from torch import nn
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
-from classifier.cpu import cpu_supports_bf16
 from tests import ROOT
 from train.__main__ import build_parser, main
 from train.budget import seconds_per_step, steps_within
 from train.demo import DEFAULT_BUDGET_S, DemoConfig
 from train.finetune import CurriculumSampler, FinetuneConfig, finetune, one_cycle
 from train.shapes import SHAPES, STYLES, _image_seed, clean_images, render, write_dataset
-from train.steps import first_blocks_only, flipped_and_turned, train_step, training_optimizer
+from train.steps import (
+    first_blocks_only,
+    flipped_and_turned,
+    train_step,
+    training_optimizer,
+    training_precision,
+)
 from train.whitening import whiten_convolution
 
 
@@ -301,8 +306,7 @@ def test_the_command_line_defaults_are_the_configs():
             # a default the config works out (the demo's budget, by the CPU) is left to it
             default = None if field.default_factory else field.default
             assert options[name] == default, (command, name)
-    precision = "bf16" if cpu_supports_bf16() else "fp32"
-    assert DemoConfig().time_budget_s == DEFAULT_BUDGET_S[precision] > 0
+    assert DemoConfig().time_budget_s == DEFAULT_BUDGET_S[training_precision()] > 0
 
 
 def test_finetune_and_demo_commands(tmp_path, bentoml_home):
