@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerGradCam
 from torch import nn
 from torchvision.transforms.v2 import functional as F
 
@@ -82,6 +81,10 @@ class Explainer:
 
     def explain(self, pixels: np.ndarray, index: int) -> Attribution:
         """Where the model looked for class `index` in (crop, crop, 3) uint8 `pixels`."""
+        # imported here, not with the module: `bentoml serve`'s own process imports the service
+        # and never explains, and Captum costs it 0.7 s of every start
+        from captum.attr import IntegratedGradients, LayerGradCam
+
         inputs = self.card.preprocessing.normalize(pixels[np.newaxis]).to(self.device)
         with torch.enable_grad():
             if self.method == "grad-cam":

@@ -151,7 +151,7 @@ def finetune(
                     if len(losses) == TIMED_FROM:
                         timed_from = time.perf_counter()
                     if len(losses) == replan_at > TIMED_FROM:
-                        # the budget's steps, at the speed these steps went, batches and all
+                        # the budget's steps, at the speed the steps so far went, batches and all
                         now = time.perf_counter()
                         seconds_per_step = (now - timed_from) / (replan_at - TIMED_FROM)
                         left = config.time_budget_s - (now - started)
@@ -161,6 +161,7 @@ def finetune(
                             optimizer, config.learning_rate, total_steps, warmup_steps, replan_at
                         )
                         bar.set_total(total_steps)
+                        replan_at = _next_replan(replan_at, total_steps)
                     else:
                         schedule.step()
                     bar.update(loss=f"{losses[-1]:.3f}")
@@ -198,6 +199,16 @@ def finetune(
 # TIMED_FROM-th on: the first ones pick kernels and allocate); in the demo's warm-up, which is
 # longer, so that its schedule goes on as one planned so from the start would
 TIMED_FROM, REPLAN_AT = 10, 30
+# and again every REPLAN_EVERY steps until the last tenth: a shared machine's speed moves by a
+# quarter within minutes, and planned once a Zen 3's demo overran its 285 s by 33 s. Each time
+# the decay is stretched or shortened by a few steps, too few to move the learning rate much
+REPLAN_EVERY = 100
+
+
+def _next_replan(done: int, total_steps: int) -> int:
+    """The step to plan again at after `done` (0: none)."""
+    later = done + REPLAN_EVERY
+    return later if later < 0.9 * total_steps else 0
 
 
 def one_cycle(

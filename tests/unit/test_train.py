@@ -19,7 +19,14 @@ from tests import ROOT
 from train.__main__ import build_parser, main
 from train.budget import seconds_per_step, steps_within
 from train.demo import DEFAULT_BUDGET_S, DemoConfig
-from train.finetune import CurriculumSampler, FinetuneConfig, finetune, one_cycle
+from train.finetune import (
+    REPLAN_EVERY,
+    CurriculumSampler,
+    FinetuneConfig,
+    _next_replan,
+    finetune,
+    one_cycle,
+)
 from train.shapes import SHAPES, STYLES, _image_seed, clean_images, render, write_dataset
 from train.steps import (
     first_blocks_only,
@@ -336,3 +343,9 @@ def test_finetune_and_demo_commands(tmp_path, bentoml_home):
     training = bentoml.models.get("resnet50:latest").info.metadata["training"]
     assert training["time_budget_s"] == 6 and training["seconds_per_step"] > 0
     assert training["steps"] > 2 and training["training_seconds"] > 0  # more than two passes
+
+
+def test_a_budget_is_planned_again_every_hundred_steps_until_its_last_tenth():
+    assert _next_replan(30, 1000) == 30 + REPLAN_EVERY
+    assert _next_replan(830, 1000) == 0  # 930 is in the last tenth: the decay is left alone
+    assert _next_replan(30, 100) == 0
