@@ -127,11 +127,11 @@ def test_empty_store_without_weights_trains_and_serves_the_demo(demo, tmp_path):
     measured = json.loads((report / "report.json").read_text())
     assert measured["answered"] == 5 * card["field_shapes"]["per_class"]
     # The recipe users get, on this CPU and its budget: 91.8% on Zen 4 (bf16, 240 s), 87.8% with
-    # AVX2 alone, emulated (fp32, 285 s); `python -m bench.demo` records it per CPU kind
-    # (BENCHMARKS.md). The floor leaves room for the fewer steps a real Zen 3 or a slow hour buys
-    # (600 to 850 there; 900 of 32 scored 85.5% and 450 of 64 83% in docs/demo-model.md's
-    # runs); a broken recipe scores far below it (chance is 20%; the original demo model, 58%)
-    assert measured["top1_accuracy"] >= 0.80, (measured, card["steps"], card["plan"])
+    # AVX2 alone, emulated (fp32, 285 s), 82.8% on a real Zen 3 (803 steps; 80.6% with 1,300
+    # of 16); `python -m bench.demo` records it per CPU kind (BENCHMARKS.md). The floor
+    # leaves room for a slow hour there; a broken recipe scores far below it (chance is 20%; the
+    # original demo model, 58%)
+    assert measured["top1_accuracy"] >= 0.75, (measured, card["steps"], card["plan"])
     assert measured["top1_accuracy"] == pytest.approx(card["field_shapes_accuracy"], abs=0.02)
 
 
