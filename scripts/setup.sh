@@ -19,9 +19,7 @@ stamp() { echo ".venv/.installed-${1%.txt}.sha256"; }
 wanted() { cat requirements.txt "$1" $(sed -n "s/^-r //p" "$1") | sha256sum | cut -d' ' -f1; }
 if [ "$(cat "$(stamp "$requirements")" 2>/dev/null)" != "$(wanted "$requirements")" ]; then
   echo "==> installing $requirements (torch is large: a minute or more the first time)"
-  # --no-compile: pip would byte-compile all 13,000 modules (a minute of one core, most of them
-  # never imported); Python compiles those it imports on first use, and keeps them
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r "$requirements"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
   wanted "$requirements" > "$(stamp "$requirements")"
   if [ "$requirements" = requirements-dev.txt ]; then wanted requirements.txt > "$(stamp requirements.txt)"; fi
 fi
