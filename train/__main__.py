@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--blocks-per-stage", type=int, default=1, help="residual blocks trained in each stage"
     )
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--min-images-seen", type=int, default=28_800,
+        help="steps x batch size at least, past the budget on a slower machine",
+    )  # fmt: skip
     demo.add_argument("--max-steps", type=int, help="this many steps, whatever the budget")
     demo.add_argument("--data", type=Path, help="keep the rendered images in this folder")
 

@@ -29,9 +29,9 @@ from classifier.progress import progress
 from .budget import steps_within
 from .imagenet import load_torchvision_weights
 from .steps import (
-    first_blocks_only,
     flipped_and_turned,
     train_step,
+    training_network,
     training_optimizer,
     training_precision,
 )
@@ -66,6 +66,12 @@ class FinetuneConfig(BaseModel):
         gt=0,
         description="Train for about this long from the start: as many steps (at most max_steps, "
         "over as many passes as that takes) as the first ones' speed fits in what is left.",
+    )
+    min_steps: int | None = Field(
+        None,
+        ge=1,
+        description="With a time budget, at least this many steps, past the budget on a machine "
+        "slower than it was planned for.",
     )
     blocks_per_stage: int | None = Field(
         None,
@@ -130,14 +136,15 @@ def finetune(
 
     losses: list[float] = []
     seconds_per_step = None
-    with first_blocks_only(model, config.blocks_per_stage):
+    with training_network(model, config.blocks_per_stage):
         optimizer = training_optimizer(model, config.learning_rate)
         if config.time_budget_s:  # at least until the steps are planned again
-            total_steps = max(total_steps, REPLAN_AT + 1)
+            total_steps = max(total_steps, REPLAN_AT + 1, config.min_steps or 0)
         # the warm-up is as long as planned; with a budget, the decay ends where it runs out
         warmup_steps = config.warmup_fraction * total_steps
         schedule = one_cycle(optimizer, config.learning_rate, total_steps, warmup_steps)
         replan_at = REPLAN_AT if config.time_budget_s else 0
+        floored = False
         training_started = time.perf_counter()
         with progress(total_steps, "training") as bar:
             while len(losses) < total_steps:
@@ -156,6 +163,15 @@ def finetune(
                         seconds_per_step = (now - timed_from) / (replan_at - TIMED_FROM)
                         left = config.time_budget_s - (now - started)
                         total_steps = replan_at + steps_within(left, seconds_per_step)
+                        if total_steps < (config.min_steps or 0) and not floored:
+                            floored = True  # once: the plan is made again every 100 steps
+                            print(
+                                f"\nthis machine is slower than planned for: {total_steps} "
+                                f"steps fit in the {config.time_budget_s:.0f} s for training; "
+                                f"training {config.min_steps}, past them",
+                                flush=True,
+                            )
+                        total_steps = max(total_steps, config.min_steps or 0)
                         total_steps = min(total_steps, config.max_steps or total_steps)
                         schedule = one_cycle(
                             optimizer, config.learning_rate, total_steps, warmup_steps, replan_at

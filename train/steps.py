@@ -1,5 +1,6 @@
 """One training step, and what shapes it: the optimiser, the batch's flips and turns, and a
-ResNet trained with the first blocks of each stage alone."""
+ResNet trained with the first blocks of each stage alone, its smallest strided convolutions
+as matmuls."""
 
 from __future__ import annotations
 
@@ -79,3 +80,68 @@ def first_blocks_only(model: nn.Module, blocks_per_stage: int | None):
     finally:
         for stage, index, block in skipped:
             stage[index] = block.requires_grad_(True)
+
+
+class ConvolutionAsMatmul(nn.Module):
+    """A strided convolution as what it computes: each output pixel's patch of input pixels
+    (a view, then one copy) times the weight matrix. The same function with the same parameter;
+    in fp32 on AVX2, at the few pixels of a small input's last stages, its backward costs a third
+    of oneDNN's, which took a third of the demo's training step there."""
+
+    def __init__(self, convolution: nn.Conv2d) -> None:
+        super().__init__()
+        if convolution.bias is not None or convolution.groups != 1:
+            raise ValueError(f"not a plain convolution: {convolution}")
+        if convolution.dilation != (1, 1) or convolution.padding_mode != "zeros":
+            raise ValueError(f"not a plain convolution: {convolution}")
+        self.convolution = convolution
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        (kernel_rows, kernel_columns), (rows, columns) = (
+            self.convolution.kernel_size,
+            self.convolution.stride,
+        )
+        pad_rows, pad_columns = self.convolution.padding
+        padded = nn.functional.pad(images, (pad_columns, pad_columns, pad_rows, pad_rows))
+        # (N, C, out rows, out columns, kernel rows, kernel columns), without a copy
+        patches = padded.unfold(2, kernel_rows, rows).unfold(3, kernel_columns, columns)
+        count, channels, height, width = patches.shape[:4]
+        # channels last, as the weight is laid out in channels_last memory (a view of it then)
+        columns_ = patches.permute(0, 2, 3, 4, 5, 1).reshape(count * height * width, -1)
+        weight = self.convolution.weight.permute(0, 2, 3, 1).reshape(
+            self.convolution.out_channels, -1
+        )
+        projected = columns_ @ weight.t()
+        return projected.view(count, height, width, -1).permute(0, 3, 1, 2)
+
+
+# Where a ResNet's strided convolutions see the fewest pixels: its shortcuts' 1x1 projections and
+# its last stage's 3x3 (at 48 pixels, 3x3 maps to 2x2). The second and third stages' 3x3 (12 and 6
+# pixels across) measured no faster as matmuls
+SMALLEST_STRIDED = ("layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0",
+                    "layer4.0.conv2")  # fmt: skip
+
+
+@contextlib.contextmanager
+def strided_convolutions_as_matmuls(model: nn.Module, enabled: bool = True):
+    """Within it, `model`'s (a ResNet's) SMALLEST_STRIDED convolutions are `ConvolutionAsMatmul`s
+    of themselves; afterwards the convolutions are back, trained, the state_dict as it was."""
+    swapped = [(name, model.get_submodule(name)) for name in SMALLEST_STRIDED if enabled]
+    for name, convolution in swapped:
+        model.set_submodule(name, ConvolutionAsMatmul(convolution))
+    try:
+        yield model
+    finally:
+        for name, convolution in swapped:
+            model.set_submodule(name, convolution)
+
+
+@contextlib.contextmanager
+def training_network(model: nn.Module, blocks_per_stage: int | None):
+    """`model` as a step trains it: from scratch, the first `blocks_per_stage` blocks of each
+    stage (`first_blocks_only`), in fp32 with its smallest strided convolutions as matmuls
+    (measured at the demo's 48 pixels; with bf16, and fine-tuning at 224, oneDNN's are kept)."""
+    with first_blocks_only(model, blocks_per_stage):
+        fp32 = training_precision() == "fp32"
+        with strided_convolutions_as_matmuls(model, bool(blocks_per_stage) and fp32):
+            yield model

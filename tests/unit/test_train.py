@@ -29,8 +29,10 @@ from train.finetune import (
 )
 from train.shapes import SHAPES, STYLES, _image_seed, clean_images, render, write_dataset
 from train.steps import (
+    ConvolutionAsMatmul,
     first_blocks_only,
     flipped_and_turned,
+    strided_convolutions_as_matmuls,
     train_step,
     training_optimizer,
     training_precision,
@@ -181,6 +183,37 @@ def test_with_the_first_blocks_only_the_resnet50_computes_what_the_shallow_netwo
     with torch.inference_mode():
         torch.testing.assert_close(model.eval()(images), expected)
     assert all(torch.all(stage[1].bn3.weight == 0) for stage in stages)
+
+
+def test_strided_convolutions_as_matmuls_compute_and_train_what_the_convolutions_would():
+    torch.manual_seed(0)
+    model = build_model(5).train().to(memory_format=torch.channels_last)
+    twin = build_model(5).train().to(memory_format=torch.channels_last)
+    twin.load_state_dict(model.state_dict())
+    images, targets = torch.randn(4, 3, 48, 48), torch.arange(4) % 5
+    keys = list(model.state_dict())
+    with strided_convolutions_as_matmuls(model) as rewritten:
+        swapped = [m for m in rewritten.modules() if isinstance(m, ConvolutionAsMatmul)]
+        assert len(swapped) == 4  # three shortcuts' projections and the last stage's 3x3
+        losses = [nn.functional.cross_entropy(net(images), targets) for net in (rewritten, twin)]
+        for loss in losses:
+            loss.backward()
+    torch.testing.assert_close(losses[0], losses[1])
+    for (name, mine), theirs in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert list(model.state_dict()) == keys  # the convolutions are back
+    assert isinstance(model.layer4[0].downsample[0], nn.Conv2d)
+    assert isinstance(model.layer4[0].conv2, nn.Conv2d)
+
+
+def test_a_convolution_as_a_matmul_is_the_convolution_at_any_stride_and_padding():
+    torch.manual_seed(0)
+    images = torch.randn(2, 6, 7, 5)
+    for kernel, stride, padding in [(1, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 0)]:
+        convolution = nn.Conv2d(6, 4, kernel, stride, padding, bias=False)
+        torch.testing.assert_close(ConvolutionAsMatmul(convolution)(images), convolution(images))
+    with pytest.raises(ValueError, match="plain"):
+        ConvolutionAsMatmul(nn.Conv2d(6, 4, 3, bias=True))
 
 
 def test_each_image_comes_back_in_one_of_its_eight_flips_and_turns():
@@ -339,10 +372,24 @@ def test_finetune_and_demo_commands(tmp_path, bentoml_home):
 
     # a budget instead: as many steps as real ones measured here fit in it, passes and all
     budget = ["--time-budget", "6", "--image-size", "32", "--render-size", "34", "--seed", "1"]
-    assert main(["demo", "--per-class", "6", "--field-per-class", "2", *budget]) == 0
+    demo = ["demo", "--field-per-class", "2", *budget]
+    assert main([*demo, "--per-class", "6", "--min-images-seen", "0"]) == 0
     training = bentoml.models.get("resnet50:latest").info.metadata["training"]
     assert training["time_budget_s"] == 6 and training["seconds_per_step"] > 0
     assert training["steps"] > 2 and training["training_seconds"] > 0  # more than two passes
+
+
+def test_a_machine_slower_than_the_budget_still_trains_the_demo_its_least_steps(
+    tmp_path, bentoml_home, capsys
+):
+    """A budget that buys nothing (half a second) still trains 1,280 images: 40 steps of 32,
+    past the budget, and says so."""
+    demo = ["demo", "--time-budget", "0.5", "--min-images-seen", "1280", "--field-per-class", "2"]
+    assert main([*demo, "--image-size", "32", "--render-size", "34", "--seed", "1"]) == 0
+    training = bentoml.models.get("resnet50:latest").info.metadata["training"]
+    assert training["plan"]["steps"] == 40 and training["steps"] == 40, training
+    assert training["min_images_seen"] == 1280 and training["min_steps"] == 40
+    assert "slower than planned for" in capsys.readouterr().out
 
 
 def test_a_budget_is_planned_again_every_hundred_steps_until_its_last_tenth():
