@@ -184,12 +184,13 @@ def train_demo(config: DemoConfig):
                 start_weights="none",
                 seed=config.seed,
                 max_steps=config.max_steps,
-                min_steps=None if config.max_steps else config.min_steps(plan.batch_size),
+                min_steps=None if config.max_steps else config.min_steps(plan.batch_size) or None,
                 # what is left of the budget once the images are drawn, for the steps that real
-                # steps, measured now, fit in it
+                # steps, measured now, fit in it (a second at least: where drawing alone took
+                # longer, the least steps decide)
                 time_budget_s=None
                 if config.max_steps
-                else config.time_budget_s - (time.perf_counter() - started),
+                else max(config.time_budget_s - (time.perf_counter() - started), 1.0),
                 blocks_per_stage=config.blocks_per_stage,
                 augment=False,  # the renderer already varies everything a crop or jitter would
                 quarter_turns=True,  # and shapes are shapes at any turn: a second pass for free
