@@ -90,6 +90,7 @@ PARTS = (
     "bulk",
     "explain",
     "demo",
+    "training",
 )
 
 
@@ -187,6 +188,7 @@ def render(results: dict, figures: Path) -> list[str]:
         *bulk_section(results.get("bulk")),
         *explain_section(results.get("explain")),
         *demo_section(results.get("demo")),
+        *training_section(results.get("training")),
     ]
     return lines
 
@@ -241,9 +243,15 @@ def comparison_section(kinds: dict[str, dict]) -> list[str]:
 
     def demo(results: dict) -> str:
         found = results["demo"]
+        where = found["machine"]
+        elsewhere = (  # measured on another day's machine of that kind than the rest
+            f" ({machine_line(where)}, {where['date']})"
+            if where.get("summary") != results["machine"].get("summary")
+            else ""
+        )
         return (
             f"{found['ready_s']:.0f} s to ready; {found['steps']} steps of {found['batch_size']} "
-            f"at {found['image_size']} px; {found['field_shapes_accuracy']:.1%}"
+            f"at {found['image_size']} px; {found['field_shapes_accuracy']:.1%}{elsewhere}"
         )
 
     lines = [
@@ -350,7 +358,8 @@ def demo_section(result: dict | None) -> list[str]:
         "## The demo from an empty model store (`python -m bench.demo`)",
         "",
         f"`bash scripts/serve.sh` with an empty model store and no way to download "
-        f"({result['machine']['date']}): it trains the demo model in its budget of "
+        f"({machine_line(result['machine'])}, {result['machine']['date']}): it trains the demo "
+        f"model in its budget of "
         f"{result['time_budget_s']:.0f} s and serves it.",
         "",
         f"- Ready to answer **{result['ready_s']:.0f} s** after the command started "
@@ -364,6 +373,33 @@ def demo_section(result: dict | None) -> list[str]:
         f"- Validation accuracy {result['validation_accuracy']:.1%}; on the second renderer's "
         f"500 shapes **{result['field_shapes_accuracy']:.1%}** on the card, "
         f"{result['evaluated_accuracy']:.1%} by `evaluate` against the served model.",
+    ]
+
+
+def training_section(result: dict | None) -> list[str]:
+    """`python -m bench.training`: a step of the demo's network, both ways."""
+    if not result:
+        return []
+    ways = list(next(iter(result["sizes"].values()))["ms"])
+    rows = [
+        f"| {size} | "
+        + " | ".join(f"{found['ms'][way]:.0f}" for way in ways)
+        + f" | {found['speedup']:.2f}x |"
+        for size, found in result["sizes"].items()
+    ]
+    return [
+        "",
+        "## Training the demo's network (`python -m bench.training`)",
+        "",
+        f"A step of the first block of each stage of a fresh ResNet50, in {result['precision']} "
+        f"({machine_line(result['machine'])}, {result['machine']['date']}): the median of "
+        f'{result["rounds"]} alternating rounds of {result["steps"]} steps each. "As the demo '
+        'trains" runs the smallest strided convolutions as matmuls where the CPU has no bf16 '
+        "(`train/steps.py`); with bf16 it keeps oneDNN's, and the two are the same there.",
+        "",
+        "| input | " + " | ".join(f"{way}, ms" for way in ways) + " | speedup |",
+        "|---|" + "---:|" * (len(ways) + 1),
+        *rows,
     ]
 
 

@@ -12,7 +12,7 @@ elif [ -n "${WEIGHTS_FILE:-}" ]; then
   python -m train imagenet --weights-file "$WEIGHTS_FILE"
 elif ! python -m train imagenet; then
   echo
-  echo "==> NO IMAGENET WEIGHTS: training the offline DEMO model (shapes, about 4 minutes)."
+  echo "==> NO IMAGENET WEIGHTS: training the offline DEMO model (shapes, 4 to 5 minutes)."
   echo "    It recognises circle, cross, square, star and triangle, not ImageNet classes;"
   echo "    /info and every answer's model tag say so."
   python -m train demo

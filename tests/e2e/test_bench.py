@@ -83,12 +83,18 @@ def test_bench_and_sweep_write_the_report(tmp_path):
     profile = json.loads((figures / "profile.json").read_text())["brief"]
     assert profile["samples"] > 0 and profile["images_per_s"] > 0
     assert profile["categories"]["model"]["core_ms_per_image"] > 0
+    run("bench.training", "--rounds", "1", "--steps", "2", "--output", str(report))
+    training = json.loads((figures / "training.json").read_text())
+    assert list(training["sizes"]) == ["64 px, 64 a step", "48 px, 32 a step"]
+    for size in training["sizes"].values():
+        assert size["speedup"] > 0 and all(ms > 0 for ms in size["ms"].values()), size
     # and the figures `scripts/container-smoke.sh` records (too slow to run here)
     shutil.copy(ROOT / "bench" / "avx512-bf16" / "container.json", figures / "container.json")
     run("bench.report", "--output", str(report))
     text = report.read_text()
     assert "## Overload" in text and "## Soak" in text and "## Container image" in text
     assert "### Profile of the worker under load" in text and "| brief |" in text
+    assert "## Training the demo's network" in text and "| 48 px, 32 a step |" in text
     assert (figures / "soak.png").stat().st_size > 10_000
     assert f"# {KINDS.get(KIND, KIND)}" in text and "## The kinds side by side" in text
 

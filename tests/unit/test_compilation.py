@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from classifier import inference
 from classifier.compilation import compiled_batch_sizes, graphs_compiled, padded_size
 from classifier.cpu import cpu_supports_bf16
 from classifier.inference import Predictor, cheapest_batch
@@ -151,6 +152,32 @@ def test_a_failed_compilation_serves_the_eager_model_and_says_why(card, no_compi
     assert info.reason in line and "\n" not in line
     images = pixels(card, 3)
     torch.testing.assert_close(compiled.predict(images), eager.predict(images))
+
+
+def test_a_compilation_that_fails_once_is_tried_again_from_a_fresh_start(card, monkeypatch, caplog):
+    """As inductor once failed, by chance, on the second of two graphs (an IndexError)."""
+    real, calls = inference.compile_model, []
+
+    def failing_once(model, device):
+        calls.append(model)
+        forward = real(model, device)
+        if len(calls) > 1:
+            return forward
+
+        def second_graph_fails(images):
+            if len(images) > 1:
+                raise IndexError("list index out of range")
+            return forward(images)
+
+        return second_graph_fails
+
+    monkeypatch.setattr(inference, "compile_model", failing_once)
+    _, predictor = predictors(card, compile="inductor")
+    info = predictor.describe_compilation()
+    assert info.compiled and info.reason is None and len(calls) == 2, info
+    [failure] = [r for r in caplog.records if "compiling the model failed" in r.getMessage()]
+    assert "attempt 1 of 2" in failure.getMessage() and failure.exc_info
+    assert not [r for r in caplog.records if "serving the eager model" in r.getMessage()]
 
 
 def test_auto_without_a_compiler_serves_the_eager_model_without_trying(card, no_compiler):
