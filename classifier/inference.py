@@ -235,7 +235,9 @@ class Predictor:
             compiled.seconds,
         )
 
-    def _compiled_and_timed(self, batch_sizes) -> tuple[Callable, dict[int, float]]:
+    def _compiled_and_timed(
+        self, batch_sizes: tuple[int, ...]
+    ) -> tuple[Callable, dict[int, float]]:
         """The compiled model and its timed batch sizes, tried COMPILE_ATTEMPTS times from a
         fresh compiler state: inductor once failed on the second of two graphs of a model it
         compiles every day (an IndexError, in a CI run on a Zen 3), and compiled it when tried

@@ -97,21 +97,20 @@ class ConvolutionAsMatmul(nn.Module):
         self.convolution = convolution
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        (kernel_rows, kernel_columns), (rows, columns) = (
-            self.convolution.kernel_size,
-            self.convolution.stride,
-        )
+        kernel_height, kernel_width = self.convolution.kernel_size
+        stride_down, stride_across = self.convolution.stride
         pad_rows, pad_columns = self.convolution.padding
         padded = nn.functional.pad(images, (pad_columns, pad_columns, pad_rows, pad_rows))
         # (N, C, out rows, out columns, kernel rows, kernel columns), without a copy
-        patches = padded.unfold(2, kernel_rows, rows).unfold(3, kernel_columns, columns)
-        count, channels, height, width = patches.shape[:4]
+        rows = padded.unfold(2, kernel_height, stride_down)
+        patches = rows.unfold(3, kernel_width, stride_across)
+        count, _, height, width = patches.shape[:4]
         # channels last, as the weight is laid out in channels_last memory (a view of it then)
-        columns_ = patches.permute(0, 2, 3, 4, 5, 1).reshape(count * height * width, -1)
+        flattened = patches.permute(0, 2, 3, 4, 5, 1).reshape(count * height * width, -1)
         weight = self.convolution.weight.permute(0, 2, 3, 1).reshape(
             self.convolution.out_channels, -1
         )
-        projected = columns_ @ weight.t()
+        projected = flattened @ weight.t()
         return projected.view(count, height, width, -1).permute(0, 3, 1, 2)
 
 
