@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 from bench import emulation
@@ -22,45 +21,28 @@ from bench import emulation
 ONEDNN, AS_TRAINED = "oneDNN's convolutions", "as the demo trains"
 
 
-def step_seconds(network, image_size: int, batch_size: int, steps: int) -> float:
-    """The median of `steps` steps of a fresh demo network, after two to warm up."""
-    import torch
-
-    from classifier.artifact import build_model
-    from train.shapes import SHAPES
-    from train.steps import train_step, training_optimizer
-
-    torch.manual_seed(0)
-    model = build_model(len(SHAPES)).to(memory_format=torch.channels_last).train()
-    model.conv1.weight.requires_grad_(False)  # as the whitened stem is
-    images = torch.randn(batch_size, 3, image_size, image_size)
-    targets = torch.arange(batch_size) % len(SHAPES)
-    with network(model):
-        optimizer = training_optimizer(model, 1e-3)
-        for _ in range(2):
-            train_step(model, optimizer, images, targets)
-        times = []
-        for _ in range(steps):
-            started = time.perf_counter()
-            train_step(model, optimizer, images, targets)
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def measure(rounds: int, steps: int) -> dict:
+    from train.budget import seconds_per_step
     from train.demo import RESOLUTIONS
+    from train.shapes import SHAPES
     from train.steps import first_blocks_only, training_network, training_precision
 
-    networks = {
-        ONEDNN: lambda model: first_blocks_only(model, 1),
-        AS_TRAINED: lambda model: training_network(model, 1),
-    }
+    networks = {ONEDNN: first_blocks_only, AS_TRAINED: training_network}
     sizes = {}
     for image_size, batch_size in RESOLUTIONS:
         seconds: dict[str, list[float]] = {name: [] for name in networks}
         for _ in range(rounds):
             for name, network in networks.items():
-                seconds[name].append(step_seconds(network, image_size, batch_size, steps))
+                seconds[name].append(
+                    seconds_per_step(
+                        num_classes=len(SHAPES),
+                        image_size=image_size,
+                        batch_size=batch_size,
+                        blocks_per_stage=1,
+                        network=network,
+                        timed_steps=steps,
+                    )
+                )
         medians = {name: statistics.median(values) for name, values in seconds.items()}
         sizes[f"{image_size} px, {batch_size} a step"] = {
             "ms": {name: round(1000 * value, 1) for name, value in medians.items()},

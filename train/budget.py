@@ -29,24 +29,31 @@ TIMED_STEPS = 3
 
 
 def seconds_per_step(
-    *, num_classes: int, image_size: int, batch_size: int, blocks_per_stage: int | None
+    *,
+    num_classes: int,
+    image_size: int,
+    batch_size: int,
+    blocks_per_stage: int | None,
+    network=training_network,
+    timed_steps: int = TIMED_STEPS,
 ) -> float:
-    """One training step of a fresh ResNet50 as the demo trains it, on random images (a step
-    costs the same whatever they show); the generators training uses are left as they were."""
+    """One training step of a fresh ResNet50 as the demo trains it (or as `network(model,
+    blocks_per_stage)` makes it), on random images (a step costs the same whatever they show),
+    over `timed_steps`; the generators training uses are left as they were."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model(num_classes).to(memory_format=torch.channels_last).train()
         model.conv1.weight.requires_grad_(False)  # as the whitened stem is
         images = torch.randn(batch_size, 3, image_size, image_size)
     targets = torch.arange(batch_size) % num_classes
-    with training_network(model, blocks_per_stage):
+    with network(model, blocks_per_stage):
         optimizer = training_optimizer(model, 1e-3)
         for _ in range(WARM_UP_STEPS):
             train_step(model, optimizer, images, targets)
         started = time.perf_counter()
-        for _ in range(TIMED_STEPS):
+        for _ in range(timed_steps):
             train_step(model, optimizer, images, targets)
-    return (time.perf_counter() - started) / TIMED_STEPS
+    return (time.perf_counter() - started) / timed_steps
 
 
 def seconds_per_image(draw: Callable[[int], object], *, samples: int = 48) -> float:
