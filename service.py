@@ -27,8 +27,8 @@ from classifier.http.requests import (
 from classifier.http.shutdown import refuse_new_connections_on_sigterm
 from classifier.http.timing import Timing
 from classifier.http.web import web_app
-from classifier.inference import OPENMP_ENVIRONMENT, checked_top_k, label_index
 from classifier.ingest import decode_base64
+from classifier.labels import checked_top_k, label_index
 from classifier.preparing import PreparePool
 from classifier.schemas import (
     BatchItem,
@@ -41,15 +41,9 @@ from classifier.schemas import (
     PreparedImage,
     Unclassified,
 )
-from classifier.served_model import (
-    BatchedModel,
-    ModelService,
-    ServedModel,
-    check_stored_model,
-    model_tag,
-)
-from classifier.settings import settings_and_key_or_exit
+from classifier.settings import OPENMP_ENVIRONMENT, settings_and_key_or_exit
 from classifier.slots import Slots
+from classifier.stored_model import check_stored_model, model_tag
 
 settings, API_KEY = settings_and_key_or_exit()
 MODEL_SERVICE = settings.batching == "bentoml"
@@ -73,6 +67,8 @@ class ImageModel:
     model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
+        from classifier.served_model import ServedModel  # torch: see ImageClassifier.__init__
+
         self.served = ServedModel.load(model_tag(ImageModel), settings)
 
     @bentoml.api(
@@ -114,6 +110,10 @@ class ImageClassifier:
         model_service = bentoml.depends(ImageModel)
 
     def __init__(self) -> None:
+        # torch, only in the workers: `bentoml serve` imports this file to find the services,
+        # and importing torch and torchvision there took 7 s of every start on a Zen 3
+        from classifier.served_model import BatchedModel, ModelService
+
         # where images go to be classified and explained
         if MODEL_SERVICE:
             self.backend = ModelService(self.model_service, model_tag(ImageClassifier))

@@ -270,7 +270,7 @@ def measure_pipeline(tag: str, clients: int, seconds: float, compile_cache: Path
     """`python -m bench.pipeline` in a process of its own (its own OpenMP setting)."""
     import subprocess
 
-    from classifier.inference import OPENMP_ENVIRONMENT
+    from classifier.settings import OPENMP_ENVIRONMENT
 
     command = [sys.executable, "-m", "bench.pipeline", "--tag", tag, "--clients", str(clients)]
     done = subprocess.run(

@@ -6,6 +6,10 @@ weights came from and their SHA-256, which is checked again on every load.
 
     >>> stored = save_model(model, ModelCard(weights_source="demo", labels=[...], ...))
     >>> model, card = load_model(stored.path, stored.info.metadata)
+
+The card and the SHA-256 need no torch (`read_weights`): `bentoml serve` checks the stored model
+in a process that never runs it, before any worker starts, and importing torch and torchvision
+there cost 7 s of every start on a Zen 3. torch is imported by the functions that use it.
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torchvision
 from pydantic import BaseModel, Field, ValidationError
-from torch import nn
 
 from .preprocess import Preprocessing
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MODEL_NAME = "resnet50"
 WEIGHTS_FILE = "weights.pt"
@@ -48,8 +53,8 @@ class ModelCard(BaseModel):
     )
     validation_accuracy: float | None = None
     training: dict = Field(default_factory=dict, description="How the model was trained.")
-    torch_version: str = torch.__version__
-    torchvision_version: str = torchvision.__version__
+    torch_version: str = Field(default_factory=lambda: _version_of("torch"))
+    torchvision_version: str = Field(default_factory=lambda: _version_of("torchvision"))
 
     @property
     def num_classes(self) -> int:
@@ -58,11 +63,19 @@ class ModelCard(BaseModel):
 
 def build_model(num_classes: int) -> nn.Module:
     """An untrained torchvision ResNet50 with a `num_classes`-way head."""
+    import torchvision
+
     # zero_init_residual: each block starts as identity; training from scratch starts those
     # scales at 0.1 instead (train/finetune.py RESIDUAL_SCALE_FROM_SCRATCH)
     return torchvision.models.resnet50(
         weights=None, num_classes=num_classes, zero_init_residual=True
     )
+
+
+def _version_of(package: str) -> str:
+    """The version torch or torchvision reports, build included (2.14.1+cpu): a card is made
+    where the model was, so this imports nothing new."""
+    return importlib.import_module(package).__version__
 
 
 def sha256_of(data: bytes) -> str:
@@ -76,6 +89,7 @@ def save_model(model: nn.Module, card: ModelCard, name: str = MODEL_NAME):
     so that every answer's model tag says which weights gave it.
     """
     import bentoml  # the model store only; keeps this module importable without it
+    import torch
 
     buffer = io.BytesIO()
     torch.save({key: value.cpu() for key, value in model.state_dict().items()}, buffer)
@@ -114,6 +128,26 @@ def _store_lock(name: str):
 
 def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, ModelCard]:
     """Rebuild a stored model in eval mode after checking its weights against the card."""
+    import torch
+
+    data, card = read_weights(directory, metadata)
+    weights_path = Path(directory) / WEIGHTS_FILE
+    model = build_model(card.num_classes)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as error:  # the card's hash matched, but the weights do not fit the card
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelIntegrityError(
+            f"the weights in {weights_path} do not fit a {card.architecture} with "
+            f"{card.num_classes} labels: {first_line}"
+        ) from None
+    return model.eval(), card
+
+
+def read_weights(directory: str | Path, metadata: Mapping) -> tuple[bytes, ModelCard]:
+    """A stored model's card and the bytes of its weights, checked against the card's SHA-256
+    (`ModelIntegrityError` if either is unusable); without torch."""
     try:
         card = ModelCard.model_validate(dict(metadata))
     except ValidationError as error:
@@ -131,14 +165,4 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
             f"the weights file {weights_path} has SHA-256 {digest}, but the model card says "
             f"{card.weights_sha256}: the file is corrupt or was replaced"
         )
-    model = build_model(card.num_classes)
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as error:  # the card's hash matched, but the weights do not fit the card
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ModelIntegrityError(
-            f"the weights in {weights_path} do not fit a {card.architecture} with "
-            f"{card.num_classes} labels: {first_line}"
-        ) from None
-    return model.eval(), card
+    return data, card

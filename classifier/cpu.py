@@ -7,7 +7,8 @@
 
 A CPU's own features and what torch uses can differ: oneDNN's `ONEDNN_MAX_CPU_ISA` and ATen's
 `ATEN_CPU_CAPABILITY` cap them (that is how a newer CPU stands in for an older one), so both are
-reported, with the switches in effect.
+reported, with the switches in effect. torch is imported only when asked what it uses: the
+schemas import this module in processes that never run the model (see `classifier.artifact`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import functools
 import os
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel, Field
 
 # the switches that make torch use less than the CPU has (documented by oneDNN and ATen)
@@ -62,11 +62,15 @@ class CpuInfo(BaseModel):
 
 def cpu_supports_bf16() -> bool:
     """AVX-512 BF16 or AMX, and oneDNN allowed to use them: bf16 matrix maths at full speed."""
+    import torch
+
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @functools.cache
 def describe_cpu() -> CpuInfo:
+    import torch
+
     flags, model = _cpuinfo()
     features = CpuFeatures(
         avx2="avx2" in flags,

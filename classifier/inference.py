@@ -34,7 +34,6 @@ from .compilation import (
     use_cache_dir,
 )
 from .cpu import cpu_supports_bf16
-from .errors import ClientError
 from .schemas import CompileInfo, Prediction
 from .settings import CompileMode
 
@@ -43,12 +42,6 @@ logger = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-# GNU OpenMP's threads spin for 300,000 iterations after each parallel region before they sleep.
-# In the service the decode threads and the event loop need those cores meanwhile: at 64 clients
-# the spinning cost 7 core-ms of every image (`python -m bench.profile`). 10,000 spins keep a lone
-# model's speed (19 ms for one image either way) and serve 11% more images under load. Read when
-# torch starts, so it is set in the environment of the processes that run the model.
-OPENMP_ENVIRONMENT = {"GOMP_SPINCOUNT": "10000"}
 COMPILE_ATTEMPTS = 2
 
 
@@ -209,8 +202,10 @@ class Predictor:
             use_cache_dir(Path(self.compilation.cache_dir))
         started, cached = time.perf_counter(), graphs_from_cache()
         batch_sizes = compiled_batch_sizes(self.max_batch_size)
-        try:
-            forward, seconds = self._compiled_and_timed(batch_sizes)
+        try:  # without a toolchain it fails each time: once is enough to say why
+            forward, seconds = self._compiled_and_timed(
+                batch_sizes, attempts=1 if reason else COMPILE_ATTEMPTS
+            )
         except Exception as error:  # a missing compiler, an unsupported device, a torch bug
             self._serve_eager(f"compiling failed: {_first_line(error)}")
             return
@@ -236,13 +231,12 @@ class Predictor:
         )
 
     def _compiled_and_timed(
-        self, batch_sizes: tuple[int, ...]
+        self, batch_sizes: tuple[int, ...], attempts: int
     ) -> tuple[Callable, dict[int, float]]:
-        """The compiled model and its timed batch sizes, tried COMPILE_ATTEMPTS times from a
-        fresh compiler state: inductor once failed on the second of two graphs of a model it
-        compiles every day (an IndexError, in a CI run on a Zen 3), and compiled it when tried
-        again; a failure that is not chance fails each time, in seconds."""
-        for attempt in range(1, COMPILE_ATTEMPTS + 1):
+        """The compiled model and its timed batch sizes, tried `attempts` times from a fresh
+        compiler state: inductor once failed on the second of two graphs of a model it compiles
+        every day (an IndexError, in a CI run on a Zen 3), and compiled it when tried again."""
+        for attempt in range(1, attempts + 1):
             forward = compile_model(self.model, self.device)
             try:
                 with compiling(len(batch_sizes)):
@@ -253,10 +247,10 @@ class Predictor:
                 logger.warning(
                     "compiling the model failed (attempt %d of %d)",
                     attempt,
-                    COMPILE_ATTEMPTS,
+                    attempts,
                     exc_info=error,
                 )
-                if attempt == COMPILE_ATTEMPTS:
+                if attempt == attempts:
                     raise
 
     def _serve_eager(self, reason: str) -> None:
@@ -310,25 +304,3 @@ def top_k(probabilities: torch.Tensor | np.ndarray, labels: list[str], k: int) -
         Prediction(label=labels[index], index=index, score=score)
         for score, index in zip(scores.tolist(), indices.tolist())
     ]
-
-
-def checked_top_k(k: int | None, num_classes: int, default: int) -> int:
-    """The number of classes to answer with: `default` (at most every class) when the request
-    names none; a request for more classes than the model has is the client's to fix."""
-    if k is None:
-        return min(default, num_classes)
-    if k > num_classes:
-        raise ClientError(f"top_k is {k}, but the model has only {num_classes} labels")
-    return k
-
-
-def label_index(label: str | None, labels: list[str]) -> int | None:
-    """The class index of `label` (None for None); a label the model does not have is the
-    client's to fix."""
-    if label is None:
-        return None
-    if label not in labels:
-        raise ClientError(
-            f"label {label!r} is not one of the model's {len(labels)} labels (see /info)"
-        )
-    return labels.index(label)

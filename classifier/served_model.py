@@ -18,7 +18,7 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
 
-from .artifact import ModelCard, ModelIntegrityError, load_model
+from .artifact import ModelCard, load_model
 from .batching import Batcher
 from .cpu import describe_cpu
 from .errors import ClientError
@@ -26,7 +26,8 @@ from .explanation import Attribution, Explainer
 from .heatmap import overlay_png
 from .inference import Predictor, top_k
 from .schemas import Classified, ExplainResponse, Explanation, ModelInfo
-from .settings import Settings, get_settings
+from .settings import Settings
+from .stored_model import stored_card
 
 # An explanation starts once the model has been idle this long: between batches under load the
 # queue is empty only while answers travel back as new requests
@@ -49,39 +50,6 @@ EXPLAIN_SECONDS = bentoml.metrics.Histogram(
     name="classifier_explain_seconds",
     documentation="Time the model took for one explanation's attributions (its gradients)",
 )
-
-
-def check_stored_model(tag: str) -> None:
-    """Refuse to start, with one clear message, when the stored model fails its integrity check
-    (its card, the SHA-256, the weights): better than workers crashing in a loop."""
-    try:
-        stored = bentoml.models.get(tag)
-        load_model(stored.path, stored.info.metadata)
-    except ModelIntegrityError as error:
-        raise SystemExit(
-            f"ImageClassifier refuses to start: the model {tag} failed its integrity check "
-            f"({error}). Save the model again with `python -m train ...`, or set "
-            "CLASSIFIER_MODEL_TAG to a good model from `bentoml models list`."
-        ) from None
-
-
-def model_tag(service) -> str:
-    """The exact model a built Bento of `service` was packaged with, else the configured tag.
-
-    BentoML pins the versions of Hugging Face models in a Bento, not of BentoModels: without
-    this, "resnet50:latest" would mean whatever was saved last on the serving machine.
-    """
-    bento = getattr(service, "bento", None)
-    if bento is None:
-        return get_settings().model_tag
-    [info] = [info for info in bento.info.services if info.name == service.name]
-    return str(info.models[0].tag)
-
-
-def stored_card(tag: str) -> tuple[str, ModelCard]:
-    """The exact tag and the card (labels, preprocessing) of a stored model, without its weights."""
-    stored = bentoml.models.get(tag)
-    return str(stored.tag), ModelCard.model_validate(dict(stored.info.metadata))
 
 
 class ServedModel:
