@@ -20,6 +20,8 @@ import hashlib
 import importlib
 import io
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -147,7 +149,7 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
 
 def read_weights(directory: str | Path, metadata: Mapping) -> tuple[bytes, ModelCard]:
     """A stored model's card and the bytes of its weights, checked against the card's SHA-256
-    (`ModelIntegrityError` if either is unusable); without torch."""
+    and its number of labels (`ModelIntegrityError` if either is unusable); without torch."""
     try:
         card = ModelCard.model_validate(dict(metadata))
     except ValidationError as error:
@@ -165,4 +167,40 @@ def read_weights(directory: str | Path, metadata: Mapping) -> tuple[bytes, Model
             f"the weights file {weights_path} has SHA-256 {digest}, but the model card says "
             f"{card.weights_sha256}: the file is corrupt or was replaced"
         )
+    # the hash vouches for the weights, not for labels edited on the card since
+    head = tensor_shapes(data).get("fc.weight")
+    if head is None or head[0] != card.num_classes:
+        found = "no last layer (fc)" if head is None else f"a last layer of {head[0]} outputs"
+        raise ModelIntegrityError(
+            f"the weights in {weights_path} do not fit a {card.architecture} with "
+            f"{card.num_classes} labels: they have {found}"
+        )
     return data, card
+
+
+class _TensorShapes(pickle.Unpickler):
+    """torch.save's pickle with each tensor read as its shape: no torch, and no storage read."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return lambda storage, offset, size, *rest: tuple(size)
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if module == "torch" and name.endswith("Storage"):
+            return name
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a state_dict")
+
+    def persistent_load(self, saved_id):
+        return None  # a tensor's storage: only its shape is wanted
+
+
+def tensor_shapes(data: bytes) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor in a state_dict saved by `torch.save` (a zip whose data.pkl
+    rebuilds each tensor from a storage and a size); empty if it is not one."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            [pickled] = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            shapes = _TensorShapes(io.BytesIO(archive.read(pickled))).load()
+    except (zipfile.BadZipFile, ValueError, pickle.UnpicklingError, EOFError):
+        return {}
+    return shapes if isinstance(shapes, dict) else {}

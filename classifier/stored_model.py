@@ -11,9 +11,8 @@ from .settings import get_settings
 
 def check_stored_model(tag: str) -> None:
     """Refuse to start, with one clear message, when the stored model fails its integrity check
-    (its card, its weights' SHA-256): better than workers crashing in a loop. Without torch,
-    in `bentoml serve`'s own process; whether the weights fit the architecture is checked
-    when a worker loads them, from weights whose hash the card vouches for."""
+    (its card, its weights' SHA-256, their head against its labels): better than workers
+    crashing in a loop. Without torch: it runs in `bentoml serve`'s own process."""
     try:
         stored = bentoml.models.get(tag)
         read_weights(stored.path, stored.info.metadata)

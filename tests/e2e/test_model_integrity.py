@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from classifier.artifact import WEIGHTS_FILE, save_model
 from tests.conftest import random_model
@@ -20,6 +21,11 @@ def damaged_model(how: str) -> str:
         data = bytearray(weights.read_bytes())
         data[len(data) // 3] ^= 0x01  # one bit
         weights.write_bytes(bytes(data))
+    elif how == "relabelled":  # the hash vouches for the weights, not for the card's labels
+        info = Path(stored.path) / "model.yaml"
+        document = yaml.safe_load(info.read_text())
+        document["metadata"]["labels"] = ["cat", "dog"]
+        info.write_text(yaml.safe_dump(document))
     else:
         weights.unlink()
     return str(stored.tag)
@@ -27,7 +33,11 @@ def damaged_model(how: str) -> str:
 
 @pytest.mark.parametrize(
     "how, words",
-    [("corrupt", ["SHA-256", "corrupt or was replaced"]), ("missing", ["cannot read"])],
+    [
+        ("corrupt", ["SHA-256", "corrupt or was replaced"]),
+        ("missing", ["cannot read"]),
+        ("relabelled", ["do not fit a resnet50 with 2 labels", "last layer of 5 outputs"]),
+    ],
 )
 def test_a_damaged_model_stops_the_server_with_one_paragraph(bentoml_home, tmp_path, how, words):
     tag = damaged_model(how)
