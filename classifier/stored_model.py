@@ -1,5 +1,4 @@
-"""The model in the BentoML store as the service finds it, without torch: its exact tag, its
-card, and whether it is intact."""
+"""The model in the BentoML store, read without torch: its exact tag, its card, its integrity."""
 
 from __future__ import annotations
 

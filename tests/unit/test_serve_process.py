@@ -1,5 +1,4 @@
-"""`bentoml serve` imports service.py to find the services, and checks the stored model, in a
-process that never runs the model: neither may import torch (7 s of every start on a Zen 3)."""
+"""`bentoml serve`'s own process imports the service and checks the model without torch."""
 
 from __future__ import annotations
 
@@ -9,6 +8,8 @@ import sys
 
 from tests import ROOT
 
+# That process imports service.py to find the services and runs the model's integrity check,
+# and never runs the model: importing torch and torchvision there took 7 s of every start on a Zen 3
 WITHOUT_TORCH = """
 import sys
 sys.modules["torch"] = sys.modules["torchvision"] = None  # importing either now fails
