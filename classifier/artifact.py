@@ -201,6 +201,8 @@ def tensor_shapes(data: bytes) -> dict[str, tuple[int, ...]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             [pickled] = [name for name in archive.namelist() if name.endswith("/data.pkl")]
             shapes = _TensorShapes(io.BytesIO(archive.read(pickled))).load()
-    except (zipfile.BadZipFile, ValueError, pickle.UnpicklingError, EOFError):
+    except Exception:  # a broken or foreign file: whatever it raises, it is not a state_dict
         return {}
-    return shapes if isinstance(shapes, dict) else {}
+    if not isinstance(shapes, dict):
+        return {}
+    return {key: shape for key, shape in shapes.items() if isinstance(shape, tuple)}

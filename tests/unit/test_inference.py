@@ -11,7 +11,13 @@ import pytest
 import torch
 import yaml
 
-from classifier.artifact import WEIGHTS_FILE, ModelIntegrityError, load_model, save_model
+from classifier.artifact import (
+    WEIGHTS_FILE,
+    ModelIntegrityError,
+    load_model,
+    save_model,
+    tensor_shapes,
+)
 from classifier.cpu import cpu_supports_bf16
 from classifier.inference import Predictor, resolve_precision, top_k
 from tests import ROOT, images
@@ -103,6 +109,15 @@ def test_corrupt_weights_are_refused(bentoml_home, tmp_path):
     weights.unlink()
     with pytest.raises(ModelIntegrityError, match="cannot read"):
         load_model(tmp_path, stored.info.metadata)
+
+
+def test_tensor_shapes_are_read_from_a_saved_state_dict_without_loading_it(bentoml_home):
+    model, card = random_model(seed=8)
+    stored = save_model(model, card)
+    data = Path(stored.path_of(WEIGHTS_FILE)).read_bytes()
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert tensor_shapes(data) == expected and expected["fc.weight"] == (5, 2048)
+    assert tensor_shapes(b"not a zip") == {} and tensor_shapes(data[: len(data) // 2]) == {}
 
 
 def test_weights_that_do_not_fit_the_card_are_refused(bentoml_home, tmp_path):
