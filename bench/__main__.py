@@ -199,7 +199,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             "recompilations": after and after["recompilations"],
             "levels": levels,
         }
-        if name == SERVICE:  # the same again, now that the compile cache is warm
+        # the same again, now that the compile cache is warm (nothing was cached where the
+        # service served the eager model: CLASSIFIER_COMPILE=off, or compiling failed)
+        if name == SERVICE and compiled and compiled["compiled"]:
             server = Server(command, env, workdir / f"{name}-warm.log", cwd=ROOT)
             try:
                 results["contenders"][name]["warm_start_s"] = server.wait_ready(path=ready)

@@ -115,8 +115,10 @@ def rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def target(make_server):
-    return make_server()
+def target(server):
+    """The session's server: whatever the hostile requests leave behind, the modules after this
+    one find it there too."""
+    return server
 
 
 def test_hostile_requests_get_4xx_good_ones_are_undisturbed_memory_returns(target):
