@@ -16,8 +16,9 @@ KIND = current_kind()  # each kind of CPU keeps its figures in bench/KIND/
 # Every command serves the model eagerly here, warmed up at a batch of 2 rather than 16 (seconds
 # a start on CPUs without bf16): only `python -m bench`'s in-process measurement of the compiled
 # model compiles (graphs for batches of 1 and 2). The compiled server, from an empty and a warm
-# cache, is test_compiled.py's; each graph of the 224-pixel model takes 30 to 45 s to compile on
-# a Zen 3, and the compiled service would make three more.
+# cache, is test_compiled.py's. Here it cost 2 to 3 minutes on a Zen 3: the pipeline, the service
+# and its restart each traced its graphs again (30 to 45 s a graph from an empty cache, about 14 s
+# from a warm one).
 EAGER = {"CLASSIFIER_COMPILE": "off", "CLASSIFIER_MAX_BATCH_SIZE": "2"}
 OTHER_KIND = "avx2" if KIND == "avx512-bf16" else "avx512-bf16"  # the kinds with figures recorded
 
