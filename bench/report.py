@@ -767,13 +767,15 @@ def explain_section(result: dict | None) -> list[str]:
         ratios.append(f"{name} {model['throughput_ratio']:.2f}x")
     first = next(iter(models.values()))
     light = first["light"]
+    # recorded since 2026-12-07; the runs before were all bf16
+    precision = " and ".join(sorted({model.get("precision", "bf16") for model in models.values()}))
     return [
         "",
         "## Explanations (`python -m bench.explain`)",
         "",
         f"`python -m bench.explain` ({machine['date']}, {machine['cpu']}, {machine['cores']} "
-        "cores), the service with its default settings (compiled, bf16): closed-loop clients "
-        "send `/predict` (phone-sized photos), alone, then with one more client sending "
+        f"cores), the service with its default settings (compiled, {precision}): closed-loop "
+        "clients send `/predict` (phone-sized photos), alone, then with one more client sending "
         "`/explain` back to back (after a 503 it waits as Retry-After says, at most 5 s); "
         f"{result['rounds']} rounds of {result['seconds']:g} s per phase, alone and with in turn, "
         "each answer checked against the idle service's. Images/s is the mean, each round's in "
