@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from classifier.artifact import save_model
 from classifier.testing.server import Server
 from tests import ROOT
+from tests.conftest import random_model
 
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
@@ -74,15 +76,43 @@ def serve_until_exit(tag: str, log: Path, **settings: str) -> tuple[int, str]:
     return code, log.read_text()
 
 
-@pytest.fixture(scope="session")
-def server(stored_model, tmp_path_factory):
-    env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": str(stored_model.tag)}
-    running = serve("service:ImageClassifier", env, tmp_path_factory.mktemp("logs") / "serve.log")
+API_KEY = "k3y-for-tests-0123456789abcdef"
+
+
+def start(tag: str, logs: Path, **settings: str) -> Server:
+    """The service serving model `tag` with the tests' limits and `settings`, ready."""
+    env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": tag, **settings}
+    running = serve("service:ImageClassifier", env, logs / "serve.log")
     try:
         running.wait_ready()
-        yield running
-    finally:
+    except BaseException:
         running.stop()
+        raise
+    return running
+
+
+@pytest.fixture(scope="session")
+def server(stored_model, tmp_path_factory):
+    running = start(str(stored_model.tag), tmp_path_factory.mktemp("logs"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tmp_path_factory) -> tuple[Server, str]:
+    """A server with an API key from the environment, /metrics left open and one CORS origin,
+    serving a model that is not the demo; and that model's tag. Shared by the access-control and
+    the web page's tests."""
+    model, card = random_model(seed=5, source="file")
+    tag = str(save_model(model, card).tag)
+    running = start(
+        tag,
+        tmp_path_factory.mktemp("logs"),
+        CLASSIFIER_API_KEY=API_KEY,
+        CLASSIFIER_CORS_ORIGINS="https://app.example",
+    )
+    yield running, tag
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +120,12 @@ def make_server(stored_model, tmp_path_factory):
     """Start extra servers with other settings; each is stopped when its test module ends."""
     started: list[Server] = []
 
-    def start(**settings: str) -> Server:
-        env = {**SERVER_ENV, "CLASSIFIER_MODEL_TAG": str(stored_model.tag), **settings}
-        running = serve(
-            "service:ImageClassifier", env, tmp_path_factory.mktemp("logs") / "serve.log"
-        )
+    def start_one(**settings: str) -> Server:
+        running = start(str(stored_model.tag), tmp_path_factory.mktemp("logs"), **settings)
         started.append(running)
-        running.wait_ready()
         return running
 
-    yield start
+    yield start_one
     for running in started:
         running.stop()
 

@@ -11,15 +11,16 @@ import httpx
 import pytest
 
 from tests import ROOT, images
+from tests.e2e.conftest import API_KEY as KEY
 from tests.e2e.conftest import serve_until_exit
-
-KEY = "k3y-for-tests-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def keyed(make_server):
-    """A server with an API key from the environment, /metrics left open, and one CORS origin."""
-    return make_server(CLASSIFIER_API_KEY=KEY, CLASSIFIER_CORS_ORIGINS="https://app.example")
+def keyed(keyed_server):
+    """The shared server with an API key from the environment, /metrics left open and one CORS
+    origin (tests/e2e/conftest.py)."""
+    server, _ = keyed_server
+    return server
 
 
 @pytest.fixture(scope="module")

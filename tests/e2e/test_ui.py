@@ -12,14 +12,12 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect, sync_playwright
 
-from classifier.artifact import save_model
 from tests import ROOT, images
 from tests.browser import launch, upload
-from tests.conftest import random_model
+from tests.e2e.conftest import API_KEY as KEY
 
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-KEY = "ui-test-key-7f3a"
 CROP = 64  # the test model's (tests/conftest.py)
 LOOK = "Where did it look?"
 
@@ -30,14 +28,6 @@ def browser():
         browser = launch(playwright)
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def keyed(make_server):
-    """A server with an API key, serving a model that is not the demo."""
-    model, card = random_model(seed=5, source="file")
-    tag = str(save_model(model, card).tag)
-    return make_server(CLASSIFIER_MODEL_TAG=tag, CLASSIFIER_API_KEY=KEY), tag
 
 
 class Watched:
@@ -380,8 +370,8 @@ def test_fits_a_phone(browser, url):
             assert box["height"] >= 44 and box["width"] >= 44, box  # big enough for a finger
 
 
-def test_with_an_api_key(browser, keyed):
-    server, tag = keyed
+def test_with_an_api_key(browser, keyed_server):
+    server, tag = keyed_server
     with opened(browser, server.url, "api-key") as page:
         # asked for the key, with the key box open and focused
         expect(page.locator("#model")).to_contain_text("needs an API key")
