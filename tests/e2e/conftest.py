@@ -115,6 +115,40 @@ def keyed_server(tmp_path_factory) -> tuple[Server, str]:
     running.stop()
 
 
+LIMITED_CONCURRENCY = 4
+
+
+@pytest.fixture(scope="session")
+def limited_server(stored_model, tmp_path_factory):
+    """A server that admits LIMITED_CONCURRENCY requests at a time and refuses more with 503:
+    shared by the overload and the bulk client's tests."""
+    running = start(
+        str(stored_model.tag),
+        tmp_path_factory.mktemp("logs"),
+        CLASSIFIER_MAX_CONCURRENCY=str(LIMITED_CONCURRENCY),
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def model_service_server(stored_model, tmp_path_factory):
+    """A server whose APIs call the ImageModel service (batching=bentoml), with the API key in a
+    file (a mounted secret) and /metrics behind the key too: those inner calls must not need the
+    key. Shared by the batching and the access-control tests."""
+    secret = tmp_path_factory.mktemp("secret") / "api-key"
+    secret.write_text(API_KEY + "\n")
+    running = start(
+        str(stored_model.tag),
+        tmp_path_factory.mktemp("logs"),
+        CLASSIFIER_API_KEY_FILE=str(secret),
+        CLASSIFIER_METRICS_REQUIRE_KEY="true",
+        CLASSIFIER_BATCHING="bentoml",
+    )
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="module")
 def make_server(stored_model, tmp_path_factory):
     """Start extra servers with other settings; each is stopped when its test module ends."""

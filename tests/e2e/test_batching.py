@@ -10,16 +10,18 @@ import httpx
 import pytest
 
 from tests import images
+from tests.e2e.conftest import API_KEY
 
 
 @pytest.fixture(scope="module", params=["continuous", "bentoml"])
-def batching_http(request, make_server):
+def batching_http(request):
     """A client of a server batching one way or the other."""
     if request.param == "continuous":
         yield request.getfixturevalue("http")
         return
-    server = make_server(CLASSIFIER_BATCHING=request.param)
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    server = request.getfixturevalue("model_service_server")  # behind an API key
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
         assert client.get("/info").json()["batching"] == request.param
         yield client
 

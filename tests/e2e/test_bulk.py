@@ -1,4 +1,4 @@
-"""The bulk client against a real server that admits two requests at a time: all once, 503s too.
+"""The bulk client against a real server that admits four requests at a time: all once, 503s too.
 
 Folders, retries after 503, a run stopped halfway and resumed, every image through the model once.
 """
@@ -16,15 +16,10 @@ import pytest
 
 from classifier.client.records import read_records
 from tests import ROOT, images
-from tests.e2e.conftest import model_images
+from tests.e2e.conftest import LIMITED_CONCURRENCY, model_images
 
 GOOD, BAD = 285, 15
 HALFWAY = (GOOD + BAD) // 2  # answers written when the first run is stopped
-
-
-@pytest.fixture(scope="module")
-def busy_server(make_server):
-    return make_server(CLASSIFIER_MAX_CONCURRENCY="2")
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +56,14 @@ def client(*args: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
-def test_a_folder_stopped_halfway_and_resumed(busy_server, photo_tree, tmp_path, suffix):
+def test_a_folder_stopped_halfway_and_resumed(limited_server, photo_tree, tmp_path, suffix):
     photo_tree, broken = photo_tree
-    url = busy_server.url
+    url = limited_server.url
     output = tmp_path / f"results{suffix}"
     before = model_images(url)
     # four times the concurrency the service allows: it answers 503 with Retry-After
-    options = ["--url", url, "--output", str(output), "--concurrency", "8", "--batch-size", "4",
-               "--retries", "40", "--top-k", "2"]  # fmt: skip
+    options = ["--url", url, "--output", str(output), "--concurrency", str(4 * LIMITED_CONCURRENCY),
+               "--batch-size", "4", "--retries", "40", "--top-k", "2"]  # fmt: skip
 
     first = client(str(photo_tree), *options)
     deadline = time.monotonic() + 180
@@ -114,23 +109,23 @@ def test_a_folder_stopped_halfway_and_resumed(busy_server, photo_tree, tmp_path,
     assert model_images(url) - before == GOOD
 
 
-def test_files_named_and_a_table_each(busy_server, photo_tree):
+def test_files_named_and_a_table_each(limited_server, photo_tree):
     photo_tree, _ = photo_tree
     named = [photo_tree / "album0" / "000", photo_tree / "album0" / "notes.txt"]
-    result = client(*map(str, named), "--url", busy_server.url, "--top-k", "3")
+    result = client(*map(str, named), "--url", limited_server.url, "--top-k", "3")
     out, err = result.communicate(timeout=120)
     assert result.returncode == 1
     assert out.count("model resnet50:") == 1 and str(named[0]) in out
     assert f"{named[1]}\n  error: " in err and "not a supported image" in err
 
 
-def test_a_summary_of_the_records(busy_server, photo_tree, tmp_path):
+def test_a_summary_of_the_records(limited_server, photo_tree, tmp_path):
     photo_tree, broken = photo_tree
     album = photo_tree / "album2"
     bad = sum(path.is_relative_to(album) for path in broken)
     good = sum(1 for path in album.rglob("*") if path.is_file()) - bad
     output = tmp_path / "one-album.jsonl"
-    result = client(str(album), "--url", busy_server.url, "--output", str(output))
+    result = client(str(album), "--url", limited_server.url, "--output", str(output))
     _, log = result.communicate(timeout=300)
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert {"path", "model", "predictions", "status"} <= set(lines[0])
@@ -141,11 +136,11 @@ def test_a_summary_of_the_records(busy_server, photo_tree, tmp_path):
 
 
 def test_a_top_k_the_model_cannot_give_is_refused_before_anything_is_sent(
-    busy_server, photo_tree, tmp_path
+    limited_server, photo_tree, tmp_path
 ):
     photo_tree, _ = photo_tree
     output = tmp_path / "never.jsonl"
-    result = client(str(photo_tree), "--url", busy_server.url, "--output", str(output),
+    result = client(str(photo_tree), "--url", limited_server.url, "--output", str(output),
                     "--top-k", "7")  # fmt: skip
     _, log = result.communicate(timeout=60)
     assert result.returncode == 1 and "--top-k 7: the model has 5 labels" in log

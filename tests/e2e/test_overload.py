@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from classifier.testing.overload import measure_spike, photo_requests
 from tests import images
+from tests.e2e.conftest import LIMITED_CONCURRENCY as LIMIT
 
-LIMIT = 4
 
-
-def test_excess_is_refused_fast_the_rest_answered_right_then_it_recovers(make_server):
-    server = make_server(CLASSIFIER_MAX_CONCURRENCY=str(LIMIT))
+def test_excess_is_refused_fast_the_rest_answered_right_then_it_recovers(limited_server):
+    server = limited_server
     requests = photo_requests(server.url, [images.jpeg(seed, (200, 150)) for seed in range(6)])
     # 14 s after the spike, for two good windows in a row: on a shared 2-core machine the
     # latency at 2 clients varies by a third from one run to the next

@@ -24,17 +24,10 @@ def keyed(keyed_server):
 
 
 @pytest.fixture(scope="module")
-def keyed_by_file(make_server, tmp_path_factory):
-    """A server with the key in a file (a mounted secret), /metrics behind the key too, and the
-    APIs calling the ImageModel service (batching=bentoml): those inner calls must not need the
-    key."""
-    secret = tmp_path_factory.mktemp("secret") / "api-key"
-    secret.write_text(KEY + "\n")
-    return make_server(
-        CLASSIFIER_API_KEY_FILE=str(secret),
-        CLASSIFIER_METRICS_REQUIRE_KEY="true",
-        CLASSIFIER_BATCHING="bentoml",
-    )
+def keyed_by_file(model_service_server):
+    """The shared server with the key in a file, /metrics behind the key too, and the APIs
+    calling the ImageModel service (tests/e2e/conftest.py)."""
+    return model_service_server
 
 
 def predict(url: str, headers: dict | None = None) -> httpx.Response:
