@@ -20,8 +20,9 @@ stamp() { echo ".venv/.installed-${1%.txt}.sha256"; }
 wanted() { cat requirements.txt "$1" $(sed -n "s/^-r //p" "$1") | sha256sum | cut -d' ' -f1; }
 if [ "$(cat "$(stamp "$requirements")" 2>/dev/null)" != "$(wanted "$requirements")" ]; then
   echo "==> installing $requirements (torch is large: a minute or more the first time)"
-  # uv installs torch's CUDA wheels (about 6 GB unpacked) four times as fast as pip (43 s against
-  # 175 s, both from an empty cache); pip where uv cannot, say behind an index only pip.conf names
+  # uv installs torch's CUDA wheels (about 6 GB unpacked) three to four times as fast as pip (49 s
+  # against 175 s from an empty cache, the venv and uv included); pip where uv cannot, say behind
+  # an index that only pip.conf names
   pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
   if ! { "${pip[@]}" "uv==$UV_VERSION" && .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$requirements"; }; then
     echo "==> uv could not install $requirements: installing with pip"

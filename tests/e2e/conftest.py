@@ -99,7 +99,7 @@ def server(stored_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def keyed_server(tmp_path_factory) -> tuple[Server, str]:
+def keyed_server(tmp_path_factory):
     """A server with an API key from the environment, /metrics left open and one CORS origin,
     serving a model that is not the demo; and that model's tag. Shared by the access-control and
     the web page's tests."""
