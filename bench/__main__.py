@@ -101,6 +101,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     from classifier.compilation import compiled_batch_sizes
     from classifier.inference import Predictor
     from classifier.settings import get_settings
+    from classifier.testing.models import random_network
     from classifier.testing.server import Server
 
     settings = get_settings()
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     results["raw_contiguous"] = measure_raw(
         contiguous, batch_sizes=(1, best), seconds=min(4.0, args.seconds)
     )
-    fp32 = Predictor(build_model(1000), card, precision="fp32")
+    fp32 = Predictor(random_network(1000), card, precision="fp32")
     results["raw_fp32"] = measure_raw(fp32, batch_sizes=(1,), seconds=min(4.0, args.seconds))
     results["preprocessing"] = measure_preprocessing(
         bodies, card.preprocessing, settings.fast_jpeg_decode
@@ -294,22 +295,21 @@ def measure_pipeline(tag: str, clients: int, seconds: float, compile_cache: Path
 
 def save_benchmark_model():
     """A random-weight ResNet50 with ImageNet's labels and preprocessing, in the model store:
-    exactly as fast as the trained one, and needs no download."""
-    import torch
+    every block at work, exactly as fast as the trained one, and needs no download."""
     from torchvision.models import ResNet50_Weights
 
-    from classifier.artifact import ModelCard, build_model, save_model
+    from classifier.artifact import ModelCard, save_model
     from classifier.preprocess import Preprocessing
+    from classifier.testing.models import random_network
 
     weights = ResNet50_Weights.IMAGENET1K_V2
-    torch.manual_seed(0)
     card = ModelCard(
         weights_source="file",
         labels=list(weights.meta["categories"]),
         preprocessing=Preprocessing.from_weights(weights),
         training={"note": "random weights: same speed as the real ones, for benchmarks"},
     )
-    return save_model(build_model(1000), card)
+    return save_model(random_network(1000), card)
 
 
 def stored_card(stored):

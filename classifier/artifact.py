@@ -129,8 +129,11 @@ def _store_lock(name: str):
 
 
 def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, ModelCard]:
-    """Rebuild a stored model in eval mode after checking its weights against the card."""
+    """Rebuild a stored model in eval mode after checking its weights against the card, to
+    answer with: the blocks its weights make identities skipped (`identity_blocks`)."""
     import torch
+
+    from .identity_blocks import skip_identity_blocks
 
     data, card = read_weights(directory, metadata)
     weights_path = Path(directory) / WEIGHTS_FILE
@@ -144,6 +147,7 @@ def load_model(directory: str | Path, metadata: Mapping) -> tuple[nn.Module, Mod
             f"the weights in {weights_path} do not fit a {card.architecture} with "
             f"{card.num_classes} labels: {first_line}"
         ) from None
+    skip_identity_blocks(model)
     return model.eval(), card
 
 

@@ -160,6 +160,7 @@ class ModelInfo(BaseModel):
             "example": {
                 "model": "resnet50:abc",
                 "architecture": "resnet50",
+                "residual_blocks": 16,
                 "weights_source": "imagenet",
                 "is_demo": False,
                 "labels": ["tench", "goldfish", "..."],
@@ -212,6 +213,10 @@ class ModelInfo(BaseModel):
 
     model: str
     architecture: str
+    residual_blocks: int = Field(
+        description="Residual blocks the model computes: all 16 of a ResNet50, fewer where "
+        "its weights make some exact identities, which are skipped (the demo computes 4)."
+    )
     weights_source: str = Field(description="imagenet, file, finetune or demo.")
     is_demo: bool = Field(description="True when the demo shapes model is being served.")
     labels: list[str]

@@ -24,6 +24,7 @@ from .cpu import describe_cpu
 from .errors import ClientError
 from .explanation import Attribution, Explainer
 from .heatmap import overlay_png
+from .identity_blocks import residual_blocks
 from .inference import Predictor, top_k
 from .schemas import Classified, ExplainResponse, Explanation, ModelInfo
 from .settings import Settings
@@ -123,6 +124,7 @@ class ServedModel:
         return ModelInfo(
             model=self.tag,
             architecture=card.architecture,
+            residual_blocks=residual_blocks(self.predictor.model),
             weights_source=card.weights_source,
             is_demo=card.weights_source == "demo",
             labels=card.labels,

@@ -6,8 +6,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${BENTOML_HOME:?set BENTOML_HOME to the store the model goes to}"
 python -c "
-import os
-from tests.conftest import random_model  # points BENTOML_HOME at a temporary store: undo that
-os.environ['BENTOML_HOME'] = '$BENTOML_HOME'
 from classifier.artifact import save_model
+from classifier.testing.models import random_model
 print(save_model(*random_model(seed=${1:-0})).tag)" | tail -n 1

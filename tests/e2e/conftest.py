@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from classifier.artifact import save_model
+from classifier.testing.models import random_model
 from classifier.testing.server import Server
 from tests import ROOT
-from tests.conftest import random_model
 
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 

@@ -9,8 +9,8 @@ import re
 import pytest
 from PIL import Image
 
+from classifier.testing.models import SHAPE_LABELS
 from tests import images
-from tests.conftest import SHAPE_LABELS
 from tests.e2e.conftest import SERVER_ENV
 
 MAX_BATCH_IMAGES = int(SERVER_ENV["CLASSIFIER_MAX_BATCH_IMAGES"])
@@ -283,6 +283,8 @@ def test_info(http):
     assert response.status_code == 200, response.text
     info = response.json()
     assert info["model"].startswith("resnet50:")
+    # shaped as the demo is: one block a stage at work, the others identities, skipped
+    assert info["architecture"] == "resnet50" and info["residual_blocks"] == 4
     assert info["weights_source"] == "demo" and info["is_demo"] is True
     assert info["labels"] == SHAPE_LABELS and info["num_classes"] == 5
     assert info["preprocessing"]["crop_size"] == 64

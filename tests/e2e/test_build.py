@@ -10,8 +10,8 @@ import httpx
 import yaml
 
 from classifier.artifact import save_model
+from classifier.testing.models import random_model
 from tests import ROOT, images
-from tests.conftest import random_model
 from tests.e2e.conftest import BENTOML, serve
 
 

@@ -11,8 +11,8 @@ import bentoml
 import pytest
 from bentoml.exceptions import BentoMLException
 
+from classifier.testing.models import SHAPE_LABELS
 from tests import ROOT, images
-from tests.conftest import SHAPE_LABELS
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from classifier.testing.models import SHAPE_LABELS
 from tests import ROOT, images
-from tests.conftest import SHAPE_LABELS
 
 CROP = 64  # the test model's (tests/conftest.py)
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from classifier.testing.models import SHAPE_LABELS
 from tests import images
-from tests.conftest import SHAPE_LABELS
 from tests.e2e.test_api import assert_error, assert_predictions, predict
 
 CROP = 64  # the test model's (tests/conftest.py)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from classifier.artifact import WEIGHTS_FILE, save_model
-from tests.conftest import random_model
+from classifier.testing.models import random_model
 from tests.e2e.conftest import serve_until_exit
 
 

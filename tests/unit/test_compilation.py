@@ -15,7 +15,7 @@ from classifier import inference
 from classifier.compilation import compiled_batch_sizes, graphs_compiled, padded_size
 from classifier.cpu import cpu_supports_bf16
 from classifier.inference import Predictor, cheapest_batch
-from tests.conftest import random_model
+from classifier.testing.models import random_model
 
 
 class TinyNet(nn.Module):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from classifier.explanation import Explainer
 from classifier.heatmap import overlay_png
-from tests.conftest import random_model
+from classifier.testing.models import random_model
 
 
 def pixels_with_a_square(crop: int, corner: int = 12) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ from classifier.artifact import (
 )
 from classifier.cpu import cpu_supports_bf16
 from classifier.inference import Predictor, resolve_precision, top_k
+from classifier.testing.models import random_model
 from tests import ROOT, images
-from tests.conftest import random_model
 
 
 def pixels_of(card, seeds=range(4)) -> np.ndarray:
@@ -130,12 +131,10 @@ def test_weights_that_do_not_fit_the_card_are_refused(bentoml_home, tmp_path):
 
 
 SAVE = """
-import os, sys
-from tests.conftest import random_model
-os.environ["BENTOML_HOME"] = sys.argv[1]  # tests.conftest points it elsewhere
+import sys
 from classifier.artifact import save_model
-model, card = random_model(seed=int(sys.argv[2]))
-print(save_model(model, card).tag)
+from classifier.testing.models import random_model
+print(save_model(*random_model(seed=int(sys.argv[1]))).tag)
 """
 
 
@@ -144,8 +143,9 @@ def test_concurrent_saves_leave_every_model_whole(tmp_path):
     home = tmp_path / "bentoml"
     savers = [
         subprocess.Popen(
-            [sys.executable, "-c", SAVE, str(home), str(seed)],
+            [sys.executable, "-c", SAVE, str(seed)],
             cwd=ROOT,
+            env={**os.environ, "BENTOML_HOME": str(home)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

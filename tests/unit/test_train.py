@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 
 import bentoml
 import numpy as np
@@ -15,7 +12,6 @@ from torch import nn
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
-from tests import ROOT
 from train.__main__ import build_parser, main
 from train.budget import seconds_per_step, steps_within
 from train.demo import DEFAULT_BUDGET_S, DemoConfig
@@ -301,36 +297,29 @@ def test_imagenet_from_a_weights_file(checkpoint, bentoml_home):
         torch.testing.assert_close(model(probe), reference.eval()(probe), rtol=0, atol=0)
 
 
-def run_train(*args: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "TORCH_HOME": str(tmp_path / "torch"),  # no cached download to fall back on
-        "https_proxy": "http://127.0.0.1:9",  # and no way out, even where there is internet
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "train", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No cached download to fall back on, and no way out, even where there is internet."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
 
 
-def test_imagenet_without_weights_says_what_to_do(tmp_path):
-    result = run_train("imagenet", tmp_path=tmp_path)
-    assert result.returncode == 2
-    assert "--weights-file" in result.stderr and "python -m train demo" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_imagenet_without_weights_says_what_to_do(offline, capsys):
+    assert main(["imagenet"]) == 2
+    stderr = capsys.readouterr().err
+    assert "--weights-file" in stderr and "python -m train demo" in stderr
+    assert "Traceback" not in stderr
 
 
-def test_a_bad_weights_file_is_a_message(tmp_path):
+def test_a_bad_weights_file_is_a_message(offline, tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    result = run_train("imagenet", "--weights-file", str(bad), tmp_path=tmp_path)
-    assert result.returncode == 2 and "not a readable PyTorch checkpoint" in result.stderr
-    assert "Traceback" not in result.stderr
-    result = run_train(
-        "imagenet", "--weights-file", str(tmp_path / "missing.pth"), tmp_path=tmp_path
-    )
-    assert result.returncode == 2 and "cannot read" in result.stderr
+    assert main(["imagenet", "--weights-file", str(bad)]) == 2
+    stderr = capsys.readouterr().err
+    assert "not a readable PyTorch checkpoint" in stderr and "Traceback" not in stderr
+    assert main(["imagenet", "--weights-file", str(tmp_path / "missing.pth")]) == 2
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_the_command_line_defaults_are_the_configs():
