@@ -32,9 +32,9 @@ def save_small_model():
     size until 2026-12."""
     from torchvision.models import ResNet50_Weights
 
+    from bench.__main__ import benchmark_network
     from classifier.artifact import ModelCard, save_model
     from classifier.preprocess import Preprocessing
-    from classifier.testing.models import random_network
 
     card = ModelCard(
         weights_source="file",
@@ -42,7 +42,7 @@ def save_small_model():
         preprocessing=Preprocessing.from_weights(ResNet50_Weights.IMAGENET1K_V2).at_size(48),
         training={"note": "random weights, the demo model's size: for benchmarks"},
     )
-    return save_model(random_network(5), card)
+    return save_model(benchmark_network(5), card)
 
 
 def images_per_second(url: str, folder: Path, images: int, workdir: Path) -> float:
