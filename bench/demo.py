@@ -4,7 +4,9 @@
 a new user runs it: it trains the demo model in its time budget and serves it. Records how long
 until it answers (and until the compiled model answers), what the budget bought (plan, steps,
 precision, the card's accuracy) and what `evaluate` measures against the served model on the
-second renderer's 500 shapes, then adds its section to BENCHMARKS.md.
+second renderer's 500 shapes; then, the server stopped, the stored model in process with the
+residual blocks its weights make identities skipped, as served, and computed, as they were until
+2026-12-07 (`classifier/identity_blocks.py`); and adds its section to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
             check=True,
         )
-        metadata = json.loads(stored.stdout)["metadata"]
+        stored = json.loads(stored.stdout)
+        metadata = stored["metadata"]
         training = metadata["training"]
         result |= {
             key: training[key]
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         evaluated = json.loads((report / "report.json").read_text())
         result["evaluated_accuracy"] = evaluated["top1_accuracy"]
+        server.stop()  # its cores to the measurement alone
+        model_dir = work / "bentoml" / "models" / stored["name"] / stored["version"]
+        result["blocks"] = blocks_compared(model_dir, metadata)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -92,6 +98,45 @@ def main(argv: list[str] | None = None) -> int:
     data_file(args.output, "demo.json").write_text(json.dumps(result, indent=1))
     rerender(args.output)
     return 0
+
+
+def blocks_compared(directory: Path, metadata: dict, rounds: int = 5) -> dict:
+    """The stored model's eager speed in process at its own size, its identity blocks skipped
+    and computed: ms a batch of 1 and of 8, the median of alternating rounds of 2 s."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from classifier.artifact import build_model, load_model
+    from classifier.identity_blocks import residual_blocks
+    from classifier.inference import Predictor
+
+    served, card = load_model(directory, metadata)
+    whole = build_model(card.num_classes)
+    whole.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+    ways = {"skipped": served, "computed": whole}
+    predictors = {way: Predictor(model, card) for way, model in ways.items()}
+    found: dict = {
+        "residual_blocks": {way: residual_blocks(model) for way, model in ways.items()},
+        "precision": predictors["skipped"].precision,
+        "batches": {},
+    }
+    crop = card.preprocessing.crop_size
+    for batch in (1, 8):
+        pixels = np.random.default_rng(0).integers(0, 256, (batch, crop, crop, 3), np.uint8)
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for _ in range(rounds):
+            for way, predictor in predictors.items():
+                predictor.predict(pixels)  # warm for this shape
+                calls, started = 0, time.perf_counter()
+                while time.perf_counter() - started < 2:
+                    predictor.predict(pixels)
+                    calls += 1
+                times[way].append((time.perf_counter() - started) * 1000 / calls)
+        ms = {way: float(np.median(values)) for way, values in times.items()}
+        found["batches"][batch] = {"ms": ms, "speedup": ms["computed"] / ms["skipped"]}
+    return found
 
 
 if __name__ == "__main__":

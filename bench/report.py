@@ -373,6 +373,25 @@ def demo_section(result: dict | None) -> list[str]:
         f"- Validation accuracy {result['validation_accuracy']:.1%}; on the second renderer's "
         f"500 shapes **{result['field_shapes_accuracy']:.1%}** on the card, "
         f"{result['evaluated_accuracy']:.1%} by `evaluate` against the served model.",
+        *served_blocks_lines(result.get("blocks")),
+    ]
+
+
+def served_blocks_lines(blocks: dict | None) -> list[str]:
+    """The demo in process, its identity blocks skipped as served, and computed."""
+    if not blocks:
+        return []
+    counts = blocks["residual_blocks"]
+    speeds = ", ".join(
+        f"{'a batch ' if n == 0 else ''}of {batch} in {found['ms']['skipped']:.1f} ms against "
+        f"{found['ms']['computed']:.1f}{' with all of them' if n == 0 else ''} "
+        f"(**{found['speedup']:.2f}x**)"
+        for n, (batch, found) in enumerate(blocks["batches"].items())
+    )
+    return [
+        f"- Served, it computes {counts['skipped']} of its {counts['computed']} residual blocks "
+        "(the others are identities, `classifier/identity_blocks.py`); in process, eager, "
+        f"{blocks['precision']} (the median of alternating rounds): {speeds}."
     ]
 
 
