@@ -49,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result["ready_s"] = server.wait_ready(timeout=1200)
         result["compiled_s"] = server.wait_compiled()
-        stored = subprocess.run(
+        described = subprocess.run(
             [bentoml, "models", "get", "resnet50:latest", "-o", "json"],
             env={**os.environ, **offline},
             capture_output=True,
             text=True,
             check=True,
         )
-        stored = json.loads(stored.stdout)
+        stored = json.loads(described.stdout)
         metadata = stored["metadata"]
         training = metadata["training"]
         result |= {
