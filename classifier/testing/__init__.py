@@ -1,1 +1,1 @@
-"""Helpers shared by the tests and the benchmarks; not part of the served Bento."""
+"""Helpers shared by the tests, the benchmarks and the scripts; not part of the served Bento."""

@@ -13,6 +13,7 @@ import pytest
 from tests import ROOT, images
 from tests.e2e.conftest import API_KEY as KEY
 from tests.e2e.conftest import serve_until_exit
+from tests.unit.test_refusals import BAD_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -166,16 +167,9 @@ def test_the_python_client_sends_the_key(keyed, tmp_path):
     assert "resnet50:" in answered.stdout
 
 
-@pytest.mark.parametrize(
-    "settings, words",
-    [
-        ({"CLASSIFIER_API_KEY_FILE": "/nonexistent/api-key"}, "cannot read"),
-        ({"CLASSIFIER_API_KEY": KEY, "CLASSIFIER_API_KEY_FILE": "/x"}, "not both"),
-        ({"CLASSIFIER_METRICS_REQUIRE_KEY": "true"}, "needs CLASSIFIER_API_KEY"),
-        ({"CLASSIFIER_MAX_CONCURRENCY": "0"}, "max_concurrency"),
-    ],
-)
-def test_bad_settings_stop_the_server_with_a_clear_message(stored_model, tmp_path, settings, words):
+def test_bad_settings_stop_the_server_with_a_clear_message(stored_model, tmp_path):
+    """Every bad setting and its message: tests/unit/test_refusals.py; here, the real server."""
+    settings, words = BAD_SETTINGS[1]  # the key given twice: it must not be echoed
     code, output = serve_until_exit(str(stored_model.tag), tmp_path / "serve.log", **settings)
     assert code != 0, output
     assert "Traceback" not in output and "refuses to start" in output and words in output, output
