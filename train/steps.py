@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from classifier.cpu import cpu_supports_bf16
+from classifier.identity_blocks import stages
 
 
 def training_precision() -> str:
@@ -67,7 +68,7 @@ def first_blocks_only(model: nn.Module, blocks_per_stage: int | None):
         yield model
         return
     skipped = []
-    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+    for stage in stages(model):
         for index in range(blocks_per_stage, len(stage)):
             block = stage[index]
             nn.init.zeros_(block.bn3.weight)

@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.models import ResNet50_Weights
 
 from classifier.artifact import build_model, load_model, sha256_of
+from classifier.identity_blocks import stages
 from train.__main__ import build_parser, main
 from train.budget import seconds_per_step, steps_within
 from train.demo import DEFAULT_BUDGET_S, DemoConfig
@@ -159,26 +160,26 @@ def test_training_from_scratch_keeps_the_whitened_first_convolution(tmp_path):
 def test_with_the_first_blocks_only_the_resnet50_computes_what_the_shallow_network_learned():
     torch.manual_seed(0)
     model = build_model(5).train()
-    blocks = sum(len(stage) for stage in (model.layer1, model.layer2, model.layer3, model.layer4))
+    blocks = sum(len(stage) for stage in stages(model))
     images, targets = torch.randn(8, 3, 32, 32), torch.arange(8) % 5
     with first_blocks_only(model, 1) as shallow:
-        stages = (shallow.layer1, shallow.layer2, shallow.layer3, shallow.layer4)
-        assert all(isinstance(stage[1], nn.Identity) for stage in stages)
+        layers = stages(shallow)
+        assert all(isinstance(stage[1], nn.Identity) for stage in layers)
         optimizer = training_optimizer(shallow, 1e-2)
         trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for _ in range(3):
             train_step(shallow, optimizer, images, targets)
         with torch.inference_mode():
             expected = shallow.eval()(images)
-    assert sum(len(stage) for stage in stages) == blocks  # every block back
-    assert not any(isinstance(block, nn.Identity) for stage in stages for block in stage)
+    assert sum(len(stage) for stage in layers) == blocks  # every block back
+    assert not any(isinstance(block, nn.Identity) for stage in layers for block in stage)
     # the blocks that waited neither trained nor add anything: the same function
-    waited = [p for stage in stages for block in list(stage)[1:] for p in block.parameters()]
+    waited = [p for stage in layers for block in list(stage)[1:] for p in block.parameters()]
     assert waited and not {id(p) for p in waited} & trained
     assert all(p.requires_grad for p in waited)
     with torch.inference_mode():
         torch.testing.assert_close(model.eval()(images), expected)
-    assert all(torch.all(stage[1].bn3.weight == 0) for stage in stages)
+    assert all(torch.all(stage[1].bn3.weight == 0) for stage in layers)
 
 
 def test_strided_convolutions_as_matmuls_compute_and_train_what_the_convolutions_would():
